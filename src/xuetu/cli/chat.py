@@ -1,0 +1,115 @@
+"""Chat verbs: `xuetu run` (one-shot or interactive) and `xuetu tokenize`."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import click
+
+from xuetu import models
+from xuetu.engines.base import GenerateOptions
+
+
+def sampling_options(f):
+    """The generation flags shared by run and, later, other verbs."""
+    for opt in reversed([
+        click.option("--temperature", type=float, help="0 = greedy; higher = more varied (default 0.8 or the model's)."),
+        click.option("--top-p", type=float, help="Nucleus sampling threshold in (0, 1]."),
+        click.option("--top-k", type=int, help="Sample from the k most likely tokens; 0 = off."),
+        click.option("-n", "--max-tokens", type=int, help="Most tokens to generate (default 512)."),
+        click.option("--seed", type=int, help="Fix the random seed for reproducible answers."),
+        click.option("--stop", multiple=True, help="Stop when this string appears (repeatable)."),
+        click.option("--repeat-penalty", type=float, help="Penalise recently used tokens; 1 = off."),
+    ]):
+        f = opt(f)
+    return f
+
+
+def stream_answer(engine, prompt, opts: GenerateOptions, verbose: bool = False) -> str:
+    """Print tokens as they arrive; return the whole answer. Ctrl-C stops the answer, not the program."""
+    start = time.perf_counter()
+    first = None
+    parts = []
+    chunk = None
+    try:
+        for chunk in engine.generate(prompt, opts):
+            if first is None:
+                first = time.perf_counter()
+            parts.append(chunk.text)
+            sys.stdout.write(chunk.text)
+            sys.stdout.flush()
+    except KeyboardInterrupt:
+        sys.stdout.write(" [stopped]")
+    sys.stdout.write("\n")
+    if verbose and chunk is not None:
+        end = time.perf_counter()
+        decode = max(end - (first or end), 1e-9)
+        click.echo(f"prompt tokens: {chunk.prompt_tokens}  generated: {chunk.completion_tokens}  "
+                   f"first token: {((first or end) - start) * 1000:.0f} ms  "
+                   f"rate: {max(chunk.completion_tokens - 1, 0) / decode:.1f} tokens/s  "
+                   f"finish: {chunk.finish_reason}", err=True)
+    return "".join(parts)
+
+
+@click.command()
+@click.argument("name")
+@click.argument("prompt", required=False)
+@sampling_options
+@click.option("--system", default=None, help="System prompt.")
+@click.option("--engine", default="auto", help="auto, transformers or llama.cpp.")
+@click.option("-v", "--verbose", is_flag=True, help="Print token counts and speed after each answer.")
+def run(name, prompt, temperature, top_p, top_k, max_tokens, seed, stop, repeat_penalty, system, engine, verbose):
+    """Chat with a model: one answer for PROMPT, or an interactive session without it.
+
+    In the session: /bye to quit, /clear to forget the conversation, /system TEXT to set the
+    system prompt, /set PARAM VALUE to change a setting, /? for help.
+    """
+    ref = models.resolve(name, pull_missing=True)
+    opts = GenerateOptions.build(ref.params, temperature=temperature, top_p=top_p, top_k=top_k,
+                                 max_tokens=max_tokens, seed=seed, stop=list(stop) or None,
+                                 repeat_penalty=repeat_penalty)
+    if prompt is None and not sys.stdin.isatty():
+        prompt = sys.stdin.read().strip()
+        if not prompt:
+            raise click.UsageError("no prompt given on the command line or on standard input")
+    eng = models.load(ref, engine=engine)
+    if verbose:
+        click.echo(f"[{eng.info()['engine']}] {ref.name}", err=True)
+    if prompt is not None:
+        if ref.kind == "base":
+            stream_answer(eng, prompt, opts, verbose)
+        else:
+            messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
+            stream_answer(eng, messages, opts, verbose)
+        return
+    from xuetu.cli.repl import chat_session
+
+    chat_session(eng, ref, opts, system=system, verbose=verbose)
+
+
+@click.command(name="tokenize")
+@click.argument("name")
+@click.argument("text")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def tokenize_(name, text, as_json):
+    """Show how NAME's tokenizer splits TEXT into tokens, and count them."""
+    import json
+
+    from xuetu.models.tokens import tokenize as split
+
+    ref = models.resolve(name)
+    views = split(ref, text)
+    if as_json:
+        click.echo(json.dumps([v.__dict__ for v in views], ensure_ascii=False, indent=2))
+        return
+    click.echo(f"{'#':>4}  {'ID':>7}  TOKEN")
+    for i, v in enumerate(views):
+        shown = repr(v.text)[1:-1] if v.text.strip() != v.text or not v.text.isprintable() else v.text
+        part = f"  (part {v.part}/{v.parts} of one character)" if v.parts > 1 else ""
+        click.echo(f"{i:>4}  {v.id:>7}  {shown}{part}")
+    chars = len(text)
+    click.echo(f"\n{len(views)} tokens for {chars} characters ({len(views) / max(chars, 1):.2f} tokens per character)")
+
+
+COMMANDS = [run, tokenize_]

@@ -1,0 +1,133 @@
+"""Model store verbs: pull, list, show, rm, cp, create."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import click
+
+from xuetu import models
+from xuetu.models import store
+from xuetu.models.facts import describe, human_bytes, human_count
+
+
+@click.command()
+@click.argument("name")
+@click.option("--hub", type=click.Choice(["huggingface", "modelscope"]), default=None,
+              help="Hub to download from (default: XUETU_HUB, else huggingface).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+def pull(name, hub, quiet):
+    """Pull a model: an alias (qwen2.5:0.5b), a hub repo id (Qwen/Qwen2.5-0.5B-Instruct),
+    a local folder or .gguf file. smollm2:135m is embedded and needs no network."""
+    ref = models.pull(name, progress=not quiet, hub=hub)
+    click.echo(f"pulled {ref.name}")
+
+
+def _ago(iso: str | None) -> str:
+    if not iso:
+        return ""
+    seconds = (dt.datetime.now(dt.timezone.utc) - dt.datetime.fromisoformat(iso)).total_seconds()
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            n = int(seconds // size)
+            return f"{n} {unit}{'s' if n > 1 else ''} ago"
+    return "just now"
+
+
+@click.command(name="list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def list_(as_json):
+    """List the models in the store."""
+    rows, broken = [], []
+    for ref in store.list_models():
+        problems = ref.problems()
+        if problems:
+            broken.append((ref.name, problems[0]))
+            continue
+        size = sum(m["size"] for m in ref.manifest.get("files", {}).values())
+        formats = ", ".join(sorted(ref.manifest.get("formats", {})))
+        rows.append({"name": ref.name, "kind": ref.kind, "size": size, "formats": formats,
+                     "base": ref.base, "created_at": ref.manifest.get("created_at")})
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+    else:
+        click.echo(f"{'NAME':<32} {'KIND':<10} {'SIZE':>10}  {'FORMATS':<20} MODIFIED")
+        for r in rows:
+            fmt = r["formats"] + (f" (on {r['base']})" if r["base"] else "")
+            click.echo(f"{r['name']:<32} {r['kind']:<10} {human_bytes(r['size']):>10}  {fmt:<20} {_ago(r['created_at'])}")
+    for name, why in broken:
+        click.secho(f"warning: {name} is damaged ({why}); remove it with `xuetu rm {name}` and pull again",
+                    fg="yellow", err=True)
+
+
+@click.command()
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--verify", is_flag=True, help="Also check every file's sha256 checksum.")
+def show(name, as_json, verify):
+    """Show a model: architecture, parameters, context, template, files and memory needs."""
+    ref = models.resolve(name)
+    facts = describe(ref)
+    problems = ref.problems(deep=verify)
+    if as_json:
+        data = {**facts.__dict__, "memory": dict(facts.memory()), "problems": problems}
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        return
+    src = facts.source
+    source = " ".join(str(x) for x in (src.get("type"), src.get("id"), src.get("version") or src.get("revision", "")[:12]) if x)
+    rows = [("architecture", facts.architecture), ("parameters", human_count(facts.parameters)),
+            ("context length", facts.context_length), ("chat template", "yes" if facts.chat_template else "no"),
+            ("quantization", facts.quantization), ("kind", facts.kind), ("base", facts.base), ("source", source)]
+    click.echo("  Model")
+    for key, value in rows:
+        if value is not None:
+            click.echo(f"    {key:<16}{value}")
+    if mem := facts.memory():
+        click.echo("\n  Memory for the weights (parameters x bytes per weight; KV cache and activations extra)")
+        for label, size in mem:
+            click.echo(f"    {label:<16}{human_bytes(size)}")
+    if facts.params:
+        click.echo("\n  Parameters")
+        for key, value in facts.params.items():
+            click.echo(f"    {key:<16}{value}")
+    click.echo(f"\n  Files ({human_bytes(facts.disk_bytes)} on disk)")
+    for rel, size in facts.files:
+        click.echo(f"    {rel:<40}{human_bytes(size):>10}")
+    if problems:
+        click.secho("\n  Problems", fg="red")
+        for p in problems:
+            click.secho(f"    {p}", fg="red")
+        raise SystemExit(1)
+    if verify:
+        click.echo("\n  All checksums verified.")
+
+
+@click.command()
+@click.argument("names", nargs=-1, required=True)
+def rm(names):
+    """Remove models from the store."""
+    for name in names:
+        click.echo(f"deleted {store.remove(name)}")
+
+
+@click.command()
+@click.argument("source")
+@click.argument("destination")
+def cp(source, destination):
+    """Copy a model to a new name (files are hard-linked, so it costs no space)."""
+    ref = store.copy(models.resolve(source).name, destination)
+    click.echo(f"copied {source} to {ref.name}")
+
+
+@click.command()
+@click.argument("name")
+@click.option("--from", "path", required=True, type=click.Path(), help="HF folder, PEFT adapter folder or .gguf file.")
+@click.option("--base", default=None, help="Base model of an adapter (default: read from adapter_config.json).")
+def create(name, path, base):
+    """Create a model in the store from local files."""
+    ref = models.create(name, path, base=base)
+    click.echo(f"created {ref.name}")
+
+
+COMMANDS = [pull, list_, show, rm, cp, create]

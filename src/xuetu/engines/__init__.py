@@ -1,0 +1,69 @@
+"""Inference engines behind one small registry.
+
+Each engine is one module with a class implementing `xuetu.engines.base.Engine` and a
+module-level `is_available()` that answers without importing heavy libraries. Register a
+new one with one line: `register("name", "package.module:Class")`.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from xuetu.engines.base import Chunk, Engine, GenerateOptions
+from xuetu.errors import XuetuError
+from xuetu.models.ref import ModelRef
+
+__all__ = ["Chunk", "Engine", "GenerateOptions", "register", "names", "choose", "load"]
+
+_ENGINES: dict[str, str] = {}
+
+
+def register(name: str, target: str) -> None:
+    """Make an engine available as `name`; target is "module:Class"."""
+    _ENGINES[name] = target
+
+
+register("transformers", "xuetu.engines.transformers_engine:TransformersEngine")
+register("llama.cpp", "xuetu.engines.llamacpp:LlamaCppEngine")
+
+
+def names() -> list[str]:
+    return list(_ENGINES)
+
+
+def _module(name: str):
+    return importlib.import_module(_ENGINES[name].split(":")[0])
+
+
+def is_available(name: str) -> bool:
+    return name in _ENGINES and _module(name).is_available()
+
+
+def _gpu() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def choose(ref: ModelRef, requested: str = "auto") -> str:
+    """Pick the engine: GGUF on CPU goes to llama.cpp (fast), everything else to transformers."""
+    if requested in ("llamacpp", "llama_cpp", "llama-cpp"):
+        requested = "llama.cpp"
+    if requested != "auto":
+        if requested not in _ENGINES:
+            raise XuetuError(f"unknown engine {requested!r}", f"Choose one of: auto, {', '.join(_ENGINES)}.")
+        if not is_available(requested):
+            raise XuetuError(f"the {requested} engine is not installed", _module(requested).INSTALL_HINT)
+        return requested
+    if ref.adapter_dir is None and ref.gguf_file is not None and is_available("llama.cpp") and not _gpu():
+        return "llama.cpp"
+    return "transformers"
+
+
+def load(ref: ModelRef, engine: str = "auto", **kwargs) -> Engine:
+    if ref.kind == "embedding":
+        raise XuetuError(f"{ref.name} is an embedding model: it turns text into vectors and cannot chat",
+                         "Use a chat model such as smollm2:135m.")
+    name = choose(ref, engine)
+    module_name, cls_name = _ENGINES[name].split(":")
+    return getattr(importlib.import_module(module_name), cls_name)(ref, **kwargs)

@@ -1,0 +1,29 @@
+"""The one exception type users see: a short message and what to do next."""
+
+
+class XuetuError(Exception):
+    """An error with a one-line message and an optional hint for the user."""
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message}\n{self.hint}"
+
+
+class ModelNotFound(XuetuError):
+    """A model name that neither the store, the alias table nor a hub knows."""
+
+
+class InvalidName(XuetuError):
+    """A model name that could escape the store or is not name:tag shaped."""
+
+
+class DownloadError(XuetuError):
+    """A network or checksum failure while pulling a model."""
+
+
+class ContextTooLong(XuetuError):
+    """The prompt does not fit into the model's context window."""

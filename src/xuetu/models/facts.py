@@ -1,0 +1,133 @@
+"""Facts about a stored model, read from its files without loading the weights.
+
+Memory per precision follows the rule the seeds teach: bytes = parameters x bytes per weight,
+so 1B parameters take 4 GB at FP32, 2 GB at FP16, 1 GB at INT8 and 0.5 GB at 4 bits.
+That is the weights alone; the KV cache and activations come on top.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from xuetu.models.ref import ModelRef
+
+PRECISIONS = [("FP32", 4.0), ("FP16/BF16", 2.0), ("INT8", 1.0), ("Q4", 0.5)]
+
+
+@dataclass
+class ModelFacts:
+    name: str
+    kind: str
+    architecture: str | None = None
+    parameters: int | None = None
+    context_length: int | None = None
+    chat_template: bool = False
+    quantization: str | None = None
+    base: str | None = None
+    source: dict = field(default_factory=dict)
+    files: list[tuple[str, int]] = field(default_factory=list)
+    disk_bytes: int = 0
+    params: dict = field(default_factory=dict)
+
+    def memory(self) -> list[tuple[str, int]]:
+        """(precision, bytes the weights need) for each precision."""
+        if not self.parameters:
+            return []
+        return [(label, int(self.parameters * per)) for label, per in PRECISIONS]
+
+
+def safetensors_parameters(folder: Path) -> int:
+    from safetensors import safe_open
+
+    total = 0
+    for f in sorted(folder.glob("*.safetensors")):
+        with safe_open(f, framework="numpy") as st:
+            for key in st.keys():
+                total += math.prod(st.get_slice(key).get_shape())
+    return total
+
+
+def gguf_facts(path: Path) -> dict:
+    from gguf import GGUFReader, LlamaFileType
+
+    reader = GGUFReader(path, "r")
+
+    def field_value(key):
+        f = reader.fields.get(key)
+        if f is None or not f.data:
+            return None
+        part = f.parts[f.data[0]]
+        if f.types and f.types[0].name == "STRING":
+            return bytes(part).decode("utf-8", errors="replace")
+        return part.tolist()[0] if hasattr(part, "tolist") else part
+
+    arch = field_value("general.architecture")
+    ftype = field_value("general.file_type")
+    try:
+        quant = LlamaFileType(ftype).name.removeprefix("MOSTLY_") if ftype is not None else None
+    except ValueError:
+        quant = str(ftype)
+    return {
+        "architecture": arch,
+        "parameters": sum(int(t.n_elements) for t in reader.tensors),
+        "context_length": field_value(f"{arch}.context_length"),
+        "chat_template": field_value("tokenizer.chat_template") is not None,
+        "quantization": quant,
+    }
+
+
+def _hf_facts(folder: Path) -> dict:
+    cfg = json.loads((folder / "config.json").read_text(encoding="utf-8")) if (folder / "config.json").is_file() else {}
+    arch = (cfg.get("architectures") or [cfg.get("model_type")])[0]
+    from xuetu.models.sources import _has_chat_template
+
+    return {
+        "architecture": arch,
+        "parameters": safetensors_parameters(folder) or None,
+        "context_length": cfg.get("max_position_embeddings") or cfg.get("n_positions"),
+        "chat_template": _has_chat_template(folder),
+        "quantization": cfg.get("torch_dtype") or cfg.get("dtype"),
+    }
+
+
+def describe(ref: ModelRef) -> ModelFacts:
+    from xuetu.models import resolve
+
+    facts = ModelFacts(name=ref.name, kind=ref.kind, base=ref.base, source=ref.source, params=ref.params)
+    facts.files = sorted((rel, meta["size"]) for rel, meta in ref.manifest.get("files", {}).items())
+    facts.disk_bytes = sum(size for _, size in facts.files)
+    base = resolve(ref.base) if ref.base else ref
+    if base.hf_dir is not None:
+        found = _hf_facts(base.hf_dir)
+    elif base.gguf_file is not None:
+        found = gguf_facts(base.gguf_file)
+    else:
+        found = {}
+    if base.gguf_file is not None and base.hf_dir is not None:
+        found["quantization"] = f"{gguf_facts(base.gguf_file)['quantization']} (gguf), {found['quantization']} (hf)"
+    if ref.adapter_dir is not None and found.get("parameters"):
+        found["parameters"] += safetensors_parameters(ref.adapter_dir)
+    for key, value in found.items():
+        setattr(facts, key, value)
+    return facts
+
+
+def human_bytes(n: float) -> str:
+    """Decimal units (1 GB = 10^9 bytes), the units the seeds use."""
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n} B"
+
+
+def human_count(n: int | None) -> str:
+    if not n:
+        return "unknown"
+    for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f}{unit}"
+    return str(n)
