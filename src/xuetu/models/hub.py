@@ -162,7 +162,7 @@ def fetch_file(client: httpx.Client, url: str, part: Path, remote: RemoteFile, p
                    desc=remote.path[-40:], disable=not progress, leave=False)
         with open(part, "ab" if have else "wb") as f, bar:
             try:
-                for block in r.iter_bytes(1 << 16):
+                for block in r.iter_bytes():  # as it arrives, so an interruption keeps it
                     f.write(block)
                     bar.update(len(block))
             except httpx.TransportError as e:
@@ -203,4 +203,7 @@ def download_repo(repo: str, dest: Path, revision: str | None = None, hub_kind: 
     except httpx.TransportError as e:
         raise _offline_error(hub, e) from None
     shutil.rmtree(cache, ignore_errors=True)
+    for parent in (cache.parent, cache.parent.parent):  # tidy empty repo/hub folders
+        if parent.is_dir() and not any(parent.iterdir()):
+            parent.rmdir()
     return {"type": hub.name, "id": repo, "revision": commit or revision}

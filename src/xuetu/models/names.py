@@ -44,7 +44,7 @@ def parse_name(raw: str) -> ModelName:
     if not isinstance(raw, str) or not raw.strip():
         raise InvalidName("the model name is empty", "Use names like 'smollm2:135m'.")
     name = raw.strip().lower()
-    if name.startswith(("/", "~", "\\")) or "\\" in name or "\x00" in name or re.match(r"^[a-z]:", name):
+    if name.startswith(("/", "~", "\\")) or "\\" in name or "\x00" in name or re.match(r"^[a-z]:[\\/]", name):
         raise InvalidName(f"invalid model name {raw!r}: absolute paths are not model names",
                           "To add a local folder or .gguf file, use `xuetu create NAME --from PATH`.")
     base, _, tag = name.partition(":")

@@ -1,0 +1,74 @@
+"""Shared fixtures. Every test gets its own XUETU_HOME; the real embedded model is pulled once per session."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from helpers.tiny import build_tiny_model  # noqa: E402
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+
+@pytest.fixture(autouse=True)
+def xuetu_home(tmp_path, monkeypatch):
+    home = tmp_path / "xuetu-home"
+    monkeypatch.setenv("XUETU_HOME", str(home))
+    # No test may reach a real hub: point both at a closed local port unless a test sets its own.
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.setenv("MODELSCOPE_ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.delenv("XUETU_HUB", raising=False)
+    return home
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory) -> Path:
+    """A tiny random chat model folder (2 layers, hidden 32), built once per session."""
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny-chat")
+
+
+@pytest.fixture
+def tiny(tiny_dir, xuetu_home):
+    """The tiny model added to this test's store as tiny:latest."""
+    from xuetu import models
+
+    return models.create("tiny:latest", tiny_dir, progress=False)
+
+
+@pytest.fixture(scope="session")
+def embedded_home(tmp_path_factory) -> Path:
+    """A store holding the real embedded default model, pulled once per session."""
+    home = tmp_path_factory.mktemp("embedded-home")
+    old = os.environ.get("XUETU_HOME")
+    os.environ["XUETU_HOME"] = str(home)
+    try:
+        from xuetu import models
+
+        models.pull("smollm2:135m", progress=False)
+    finally:
+        if old is None:
+            os.environ.pop("XUETU_HOME", None)
+        else:
+            os.environ["XUETU_HOME"] = old
+    return home
+
+
+@pytest.fixture
+def smollm2(embedded_home, monkeypatch):
+    """The embedded SmolLM2-135M-Instruct, in a store the test must not modify."""
+    monkeypatch.setenv("XUETU_HOME", str(embedded_home))
+    from xuetu import models
+
+    return models.resolve("smollm2:135m")
+
+
+def copy_tree(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
