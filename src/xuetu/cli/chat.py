@@ -105,8 +105,8 @@ def tokenize_(name, text, as_json):
         return
     click.echo(f"{'#':>4}  {'ID':>7}  TOKEN")
     for i, v in enumerate(views):
-        shown = repr(v.text)[1:-1] if v.text.strip() != v.text or not v.text.isprintable() else v.text
-        part = f"  (part {v.part}/{v.parts} of one character)" if v.parts > 1 else ""
+        shown = json.dumps(v.text, ensure_ascii=False)  # quoted, so leading spaces and newlines show
+        part = f"  (token {v.part} of {v.parts} that share these characters)" if v.parts > 1 else ""
         click.echo(f"{i:>4}  {v.id:>7}  {shown}{part}")
     chars = len(text)
     click.echo(f"\n{len(views)} tokens for {chars} characters ({len(views) / max(chars, 1):.2f} tokens per character)")

@@ -46,7 +46,10 @@ def safetensors_parameters(folder: Path) -> int:
     for f in sorted(folder.glob("*.safetensors")):
         with safe_open(f, framework="numpy") as st:
             for key in st.keys():
-                total += math.prod(st.get_slice(key).get_shape())
+                part = st.get_slice(key)
+                if part.get_dtype().startswith(("I", "U", "BOOL")):  # buffers such as position_ids
+                    continue
+                total += math.prod(part.get_shape())
     return total
 
 

@@ -26,16 +26,17 @@ def _hf_tokens(folder, text: str) -> list[TokenView]:
 
     tok = AutoTokenizer.from_pretrained(folder)
     enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
+    ids, spans = enc["input_ids"], [tuple(s) for s in enc["offset_mapping"]]
     views = []
-    spans = [tuple(s) for s in enc["offset_mapping"]]
     i = 0
     while i < len(spans):
+        # Byte-level tokens can split a character, or straddle two: group tokens whose spans overlap.
+        start, end = spans[i]
         j = i
-        while j + 1 < len(spans) and spans[j + 1] == spans[i]:
+        while j + 1 < len(spans) and spans[j + 1][0] < end:
             j += 1
-        s, e = spans[i]
-        for k in range(i, j + 1):
-            views.append(TokenView(enc["input_ids"][k], text[s:e], k - i + 1, j - i + 1))
+            end = max(end, spans[j][1])
+        views += [TokenView(ids[k], text[start:end], k - i + 1, j - i + 1) for k in range(i, j + 1)]
         i = j + 1
     return views
 
