@@ -24,7 +24,8 @@ $(STAMP): pyproject.toml Makefile
 demo: install
 	$(VENV)/bin/xuetu pull smollm2:135m
 	$(VENV)/bin/xuetu show smollm2:135m
-	$(VENV)/bin/xuetu run smollm2:135m "What is the capital of France?"
+	@# Greedy, so the demo gives the same answer every time.
+	$(VENV)/bin/xuetu run smollm2:135m "What is the capital of France?" --temperature 0 --verbose
 
 test: install
 	$(PY) -m pytest
