@@ -16,6 +16,7 @@ from typing import Protocol, runtime_checkable
 from xuetu.errors import XuetuError
 
 Messages = list[dict]
+Prompt = "Messages | str | list[int]"  # chat messages, plain text, or token ids already encoded
 
 
 @dataclass
@@ -47,6 +48,8 @@ class GenerateOptions:
     """Strings that end the answer; they are not included in it."""
     repeat_penalty: float = 1.1
     """>1 discourages repeating any of the last 64 tokens; 1 turns it off."""
+    format: str | dict | None = None
+    """"json" for any JSON object, or a JSON schema (dict) the answer must follow."""
 
     def __post_init__(self):
         checks = [
@@ -65,6 +68,8 @@ class GenerateOptions:
             self.stop = [self.stop]
         if not all(isinstance(s, str) and s for s in self.stop):
             raise XuetuError("stop must be a list of non-empty strings")
+        if self.format not in (None, "json") and not isinstance(self.format, dict):
+            raise XuetuError(f'format must be "json" or a JSON schema object, got {self.format!r}')
 
     @classmethod
     def build(cls, model_params: dict | None = None, **overrides) -> "GenerateOptions":

@@ -61,7 +61,10 @@ class LlamaCppEngine:
         return self.llm.detokenize([token], special=True).decode("utf-8", errors="replace")
 
     # -- prompts ---------------------------------------------------------------------------------
-    def encode(self, messages_or_prompt: Messages | str) -> list[int]:
+    def encode(self, messages_or_prompt: Messages | str | list[int]) -> list[int]:
+        if isinstance(messages_or_prompt, list) and messages_or_prompt and all(
+                isinstance(t, int) for t in messages_or_prompt):
+            return list(messages_or_prompt)
         if isinstance(messages_or_prompt, str):
             return self.llm.tokenize(messages_or_prompt.encode("utf-8"), add_bos=True, special=False)
         messages = check_messages(messages_or_prompt)
@@ -72,7 +75,7 @@ class LlamaCppEngine:
         # The template writes its own special tokens, as transformers' apply_chat_template assumes.
         return self.llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
 
-    def count_tokens(self, messages_or_prompt: Messages | str) -> int:
+    def count_tokens(self, messages_or_prompt: Messages | str | list[int]) -> int:
         return len(self.encode(messages_or_prompt))
 
     # -- generation ------------------------------------------------------------------------------
@@ -94,7 +97,7 @@ class LlamaCppEngine:
         n_out = 0
         finish = "length"
         tokens = self.llm.generate(prompt, temp=opts.temperature, top_k=opts.top_k, top_p=opts.top_p, min_p=0.0,
-                                   repeat_penalty=opts.repeat_penalty, reset=True)
+                                   repeat_penalty=opts.repeat_penalty, reset=True, grammar=self._grammar(opts.format))
         for token in tokens:
             if llama_cpp.llama_vocab_is_eog(vocab, token):
                 finish = "stop"
@@ -112,6 +115,21 @@ class LlamaCppEngine:
         text += decoder.decode(b"", final=True)
         tail = stream.flush(text)
         yield Chunk(tail, n_prompt, n_out, "stop" if stream.stopped else finish)
+
+    @staticmethod
+    def _grammar(fmt):
+        if fmt is None:
+            return None
+        import json
+
+        from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar
+
+        try:
+            if fmt == "json":
+                return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
+            return LlamaGrammar.from_json_schema(json.dumps(fmt), verbose=False)
+        except Exception as e:  # llama.cpp rejects schemas it cannot turn into a grammar
+            raise XuetuError(f"cannot use that JSON schema: {e}") from None
 
     def info(self) -> dict:
         return {"engine": self.name, "model": self.ref.name, "device": "cpu", "threads": self.threads,

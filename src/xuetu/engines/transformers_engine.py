@@ -12,12 +12,11 @@ from collections.abc import Iterator
 
 from xuetu.engines.base import Chunk, GenerateOptions, Messages
 from xuetu.engines.messages import check_messages
-from xuetu.engines.text import StopStringStream
+from xuetu.engines.sequence import SequenceState
 from xuetu.errors import ContextTooLong, XuetuError
 from xuetu.models.ref import ModelRef
 
 INSTALL_HINT = "Install it with `pip install transformers torch`."
-REPEAT_WINDOW = 64  # tokens the repetition penalty looks back over, as in llama.cpp
 # End-of-turn tokens of common chat templates, in case a config names only the end-of-text token.
 END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "</s>")
 
@@ -69,11 +68,13 @@ class TransformersEngine:
         return ids
 
     # -- prompts ---------------------------------------------------------------------------------
-    def encode(self, messages_or_prompt: Messages | str) -> list[int]:
-        """Token ids of a plain prompt, or of messages rendered with the model's chat template."""
-        if isinstance(messages_or_prompt, str):
-            return list(self.tokenizer(messages_or_prompt)["input_ids"])
-        messages = check_messages(messages_or_prompt)
+    def encode(self, prompt: Messages | str | list[int]) -> list[int]:
+        """Token ids of a plain prompt, of messages rendered with the chat template, or ids as given."""
+        if isinstance(prompt, str):
+            return list(self.tokenizer(prompt)["input_ids"])
+        if isinstance(prompt, list) and prompt and all(isinstance(t, int) for t in prompt):
+            return list(prompt)
+        messages = check_messages(prompt)
         if not self.tokenizer.chat_template:
             raise XuetuError(f"{self.ref.name} has no chat template (it is a base model)",
                              "Send it plain text to continue instead of chat messages.")
@@ -81,54 +82,38 @@ class TransformersEngine:
         ids = out["input_ids"]
         return list(ids[0] if ids and isinstance(ids[0], list) else ids)
 
-    def count_tokens(self, messages_or_prompt: Messages | str) -> int:
-        return len(self.encode(messages_or_prompt))
+    def count_tokens(self, prompt: Messages | str | list[int]) -> int:
+        return len(self.encode(prompt))
 
-    # -- generation ------------------------------------------------------------------------------
-    def generate(self, messages_or_prompt: Messages | str, options: GenerateOptions | None = None) -> Iterator[Chunk]:
-        import torch
-
-        from xuetu.engines.sampling import apply_repeat_penalty, sample_next
-
-        opts = options or GenerateOptions.build(self.ref.params)
-        prompt = self.encode(messages_or_prompt)
-        n_prompt = len(prompt)
+    def budget(self, n_prompt: int, opts: GenerateOptions) -> int:
+        """Tokens this answer may use; raises ContextTooLong when the prompt leaves no room."""
         if n_prompt >= self.context_length:
             raise ContextTooLong(f"the prompt is {n_prompt} tokens but {self.ref.name} holds {self.context_length}",
                                  "Shorten the conversation or the prompt.")
-        budget = min(opts.max_tokens, self.context_length - n_prompt)
-        generator = None
-        if opts.seed is not None:
-            generator = torch.Generator(device=self.device).manual_seed(opts.seed)
-        stream = StopStringStream(opts.stop)
-        out: list[int] = []
-        text = ""
-        recent = list(prompt[-REPEAT_WINDOW:])
-        finish = "length"
+        return min(opts.max_tokens, self.context_length - n_prompt)
+
+    def new_sequence(self, prompt: list[int], opts: GenerateOptions) -> SequenceState:
+        return SequenceState(prompt, opts, self.tokenizer, self.stop_ids, self.budget(len(prompt), opts),
+                             device=self.device, n_vocab=self.model.config.vocab_size)
+
+    # -- generation ------------------------------------------------------------------------------
+    def generate(self, prompt: Messages | str | list[int], options: GenerateOptions | None = None) -> Iterator[Chunk]:
+        import torch
+
+        opts = options or GenerateOptions.build(self.ref.params)
+        ids = self.encode(prompt)
+        seq = self.new_sequence(ids, opts)
         with torch.inference_mode():
-            step_ids = torch.tensor([prompt], device=self.device)  # (1, T)
+            step_ids = torch.tensor([ids], device=self.device)  # (1, T)
             past = None
-            for _ in range(budget):
+            while not seq.done:
                 result = self.model(input_ids=step_ids, past_key_values=past, use_cache=True)
                 past = result.past_key_values
-                logits = result.logits[:, -1, :].float()  # (1, vocab)
-                logits = apply_repeat_penalty(logits, torch.tensor([recent], device=self.device), opts.repeat_penalty)
-                next_id = int(sample_next(logits, opts, generator)[0])
-                if next_id in self.stop_ids:
-                    finish = "stop"
-                    break
-                out.append(next_id)
-                recent = (recent + [next_id])[-REPEAT_WINDOW:]
-                text = self.tokenizer.decode(out, skip_special_tokens=True)
-                delta = stream.push(text)
-                if stream.stopped:
-                    yield Chunk(delta, n_prompt, len(out), "stop")
-                    return
-                if delta:
-                    yield Chunk(delta, n_prompt, len(out))
-                step_ids = torch.tensor([[next_id]], device=self.device)  # (1, 1)
-        tail = stream.flush(text)
-        yield Chunk(tail, n_prompt, len(out), "stop" if stream.stopped else finish)
+                token = seq.pick(result.logits[0, -1, :].float())  # logits (1, T, vocab) -> (vocab,)
+                chunk = seq.advance(token)
+                if chunk is not None:
+                    yield chunk
+                step_ids = torch.tensor([[token]], device=self.device)  # (1, 1)
 
     def info(self) -> dict:
         return {"engine": self.name, "model": self.ref.name, "device": self.device,
