@@ -43,9 +43,9 @@ def main():
 
 
 def _register():
-    from xuetu.cli import chat, models
+    from xuetu.cli import chat, models, serve
 
-    for module in (models, chat):
+    for module in (models, chat, serve):
         for command in module.COMMANDS:
             main.add_command(command)
 

@@ -90,6 +90,10 @@ class LlamaCppEngine:
                                  "Shorten the conversation or the prompt.")
         budget = min(opts.max_tokens, self.context_length - n_prompt)
         self.llm.set_seed(opts.seed if opts.seed is not None else random.randrange(2**31))
+        if opts.seed is not None:
+            # Reusing a cached prompt prefix re-evaluates its last token alone, which gives slightly
+            # different logits than the full prompt pass; a seeded answer must not depend on history.
+            self.llm.reset()
         vocab = self.llm._model.vocab
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         stream = StopStringStream(opts.stop)

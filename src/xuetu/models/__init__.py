@@ -55,8 +55,12 @@ def resolve(name: str, pull_missing: bool = False, progress: bool = True) -> Mod
     raise _not_found(name)
 
 
-def pull(name: str, progress: bool = True, hub: str | None = None) -> ModelRef:
-    """Bring a model into the store; returns it. Pulling a stored model again updates it."""
+def pull(name: str, progress: bool = True, hub: str | None = None, report=None) -> ModelRef:
+    """Bring a model into the store; returns it. Pulling a stored model again updates it.
+
+    `report(status, total=None, completed=None)`, if given, is called as the pull goes (the server
+    turns it into Ollama's progress lines).
+    """
     from xuetu.models import hub as hubs
     from xuetu.models import sources
 
@@ -75,23 +79,27 @@ def pull(name: str, progress: bool = True, hub: str | None = None) -> ModelRef:
             existing = store.get(canonical)
             if existing is not None and not existing.problems():
                 return existing
-            return sources.pull_embedded(canonical, alias, files, progress=progress)
+            return sources.pull_embedded(canonical, alias, files, progress=progress, report=report)
         repo = alias.modelscope if hub_kind == "modelscope" else alias.hf
         if repo is None:
             raise XuetuError(f"{canonical} has no {hub_kind} mirror", "Try XUETU_HUB=huggingface.")
-        return sources.pull_hub(canonical, repo, alias, hub_kind, progress=progress)
+        return sources.pull_hub(canonical, repo, alias, hub_kind, progress=progress, report=report)
     if _REPO_ID.match(raw):
-        return sources.pull_hub(str(parse_name(raw)), raw, None, hub_kind, progress=progress)
+        return sources.pull_hub(str(parse_name(raw)), raw, None, hub_kind, progress=progress, report=report)
     parse_name(raw)  # a malformed name gets the validation error, not 'not found'
     raise _not_found(raw)
 
 
-def create(name: str, path: str | Path, base: str | None = None, progress: bool = True) -> ModelRef:
-    """Add a local Hugging Face folder, PEFT adapter folder or .gguf file to the store as `name`."""
+def create(name: str, path: str | Path, base: str | None = None, progress: bool = True,
+           overrides: dict | None = None) -> ModelRef:
+    """Add a local Hugging Face folder, PEFT adapter folder or .gguf file to the store as `name`.
+
+    `overrides` sets manifest entries such as `params` (default generation settings) or `system`.
+    """
     from xuetu.models import sources
 
     parse_name(name)
-    return sources.create_from_path(name, Path(path), base=base, progress=progress)
+    return sources.create_from_path(name, Path(path), base=base, progress=progress, overrides=overrides)
 
 
 def load(name: str | ModelRef, engine: str = "auto", **kwargs):

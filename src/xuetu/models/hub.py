@@ -144,7 +144,8 @@ def _verify(path: Path, remote: RemoteFile) -> None:
         raise DownloadError(f"{remote.path} failed its checksum (corrupt download)", "Run the pull again.")
 
 
-def fetch_file(client: httpx.Client, url: str, part: Path, remote: RemoteFile, progress: bool) -> None:
+def fetch_file(client: httpx.Client, url: str, part: Path, remote: RemoteFile, progress: bool,
+               report=None) -> None:
     """Download into `part`, continuing from the bytes already there."""
     have = part.stat().st_size if part.exists() else 0
     if remote.size and have > remote.size:
@@ -165,6 +166,8 @@ def fetch_file(client: httpx.Client, url: str, part: Path, remote: RemoteFile, p
                 for block in r.iter_bytes():  # as it arrives, so an interruption keeps it
                     f.write(block)
                     bar.update(len(block))
+                    if report is not None:
+                        report(f"pulling {remote.path}", total=remote.size, completed=bar.n)
             except httpx.TransportError as e:
                 f.flush()
                 raise DownloadError(f"the download of {remote.path} was interrupted at {part.stat().st_size} bytes "
@@ -172,7 +175,7 @@ def fetch_file(client: httpx.Client, url: str, part: Path, remote: RemoteFile, p
 
 
 def download_repo(repo: str, dest: Path, revision: str | None = None, hub_kind: str | None = None,
-                  progress: bool = True) -> dict:
+                  progress: bool = True, report=None) -> dict:
     """Fetch a repository's model files into `dest`; returns the source record for the manifest."""
     hub = HUBS[hub_kind or hub_name()]()
     revision = revision or hub.default_revision
@@ -191,7 +194,9 @@ def download_repo(repo: str, dest: Path, revision: str | None = None, hub_kind: 
                 target = inside(dest, dest / remote.path)  # a hostile listing cannot write outside dest
                 part = inside(cache, cache / (remote.path + ".part"))
                 part.parent.mkdir(parents=True, exist_ok=True)
-                fetch_file(client, hub.file_url(repo, commit or revision, remote.path), part, remote, progress)
+                fetch_file(client, hub.file_url(repo, commit or revision, remote.path), part, remote, progress, report)
+                if report is not None:
+                    report(f"verifying {remote.path}")
                 try:
                     _verify(part, remote)
                 except DownloadError:

@@ -47,6 +47,11 @@ class ModelRef:
         return dict(self.manifest.get("params") or {})
 
     @property
+    def system(self) -> str | None:
+        """Default system prompt, used when a conversation brings none (like Ollama's SYSTEM)."""
+        return self.manifest.get("system")
+
+    @property
     def source(self) -> dict:
         return dict(self.manifest.get("source") or {})
 

@@ -54,7 +54,7 @@ def embedded_files(package: str) -> Path | None:
     return None
 
 
-def pull_embedded(name: str, alias: Alias, files: Path, progress: bool = True) -> ModelRef:
+def pull_embedded(name: str, alias: Alias, files: Path, progress: bool = True, report=None) -> ModelRef:
     source = {"type": "embedded", "id": alias.embedded, "version": _package_version(alias.embedded),
               "file": files.name, "upstream": alias.hf}
     with store.staging() as tmp:
@@ -63,6 +63,8 @@ def pull_embedded(name: str, alias: Alias, files: Path, progress: bool = True) -
             shutil.copy2(files, tmp / "gguf" / "model.gguf")
             if progress:
                 say(f"converting {files.name} to safetensors for training and the transformers engine…")
+            if report is not None:
+                report(f"converting {files.name} to safetensors")
             from xuetu.models.convert import gguf_to_hf
 
             gguf_to_hf(tmp / "gguf" / "model.gguf", tmp / "hf")
@@ -74,7 +76,8 @@ def pull_embedded(name: str, alias: Alias, files: Path, progress: bool = True) -
                                          "params": alias.params})
 
 
-def pull_hub(name: str, repo: str, alias: Alias | None, hub_kind: str, progress: bool = True) -> ModelRef:
+def pull_hub(name: str, repo: str, alias: Alias | None, hub_kind: str, progress: bool = True,
+             report=None) -> ModelRef:
     from xuetu.models import hub
 
     existing = store.get(name)
@@ -85,7 +88,7 @@ def pull_hub(name: str, repo: str, alias: Alias | None, hub_kind: str, progress:
                 say(f"{name} is up to date ({commit[:12]})")
             return existing
     with store.staging() as tmp:
-        source = hub.download_repo(repo, tmp / "hf", hub_kind=hub_kind, progress=progress)
+        source = hub.download_repo(repo, tmp / "hf", hub_kind=hub_kind, progress=progress, report=report)
         kind = alias.kind if alias else _hf_kind(tmp / "hf")
         return store.install(name, tmp, {"kind": kind, "source": source, "formats": {"hf": "hf"},
                                          "params": alias.params if alias else {}})
@@ -127,7 +130,8 @@ def _base_for_adapter(folder: Path, base: str | None) -> ModelRef:
                          "Name the base model: `xuetu create NAME --from PATH --base BASE`.") from None
 
 
-def create_from_path(name: str, path: Path, base: str | None = None, progress: bool = True) -> ModelRef:
+def create_from_path(name: str, path: Path, base: str | None = None, progress: bool = True,
+                     overrides: dict | None = None) -> ModelRef:
     path = path.expanduser().resolve()
     if not path.exists():
         raise XuetuError(f"{path} does not exist", "Give a Hugging Face folder, a PEFT adapter folder or a .gguf file.")
@@ -161,6 +165,7 @@ def create_from_path(name: str, path: Path, base: str | None = None, progress: b
             raise XuetuError(f"{path} is not a model I can read",
                              "Give a Hugging Face folder (config.json), a PEFT adapter folder (adapter_config.json) "
                              "or a .gguf file.")
+        manifest.update(overrides or {})
         return store.install(name, tmp, manifest)
 
 

@@ -133,7 +133,8 @@ def _link_or_copy(src: str, dst: str) -> None:
         shutil.copy2(src, dst)
 
 
-def copy(src: str, dst: str) -> ModelRef:
+def copy(src: str, dst: str, overrides: dict | None = None) -> ModelRef:
+    """Copy `src` to `dst`; `overrides` replaces manifest keys such as params or system."""
     ref = get(src)
     if ref is None:
         raise XuetuError(f"model {src!r} is not in the store", "See what is there with `xuetu list`.")
@@ -145,4 +146,5 @@ def copy(src: str, dst: str) -> ModelRef:
         (target / MANIFEST).unlink()
         manifest = {k: v for k, v in ref.manifest.items() if k not in {"name", "created_at", "files", "schema"}}
         manifest["copied_from"] = ref.name
+        manifest.update(overrides or {})
         return install(dst, target, manifest)

@@ -39,6 +39,7 @@ class BatchRunner:
         self._waiting: collections.deque[GenRequest] = collections.deque()
         self._pending_adapters: list[tuple[str, str, threading.Event, list]] = []
         self._rows: list[_Row] = []
+        self.peak_batch = 0  # most rows ever decoded together (tests and /api/ps show batching happens)
         self._cache = None  # DynamicCache over the rows, keys (B, H, L, D)
         self._mask = None  # (B, L) 1 = real token, 0 = left padding
         self._cv = threading.Condition()
@@ -167,6 +168,7 @@ class BatchRunner:
 
     def _step(self) -> None:
         rows = self._rows
+        self.peak_batch = max(self.peak_batch, len(rows))
         ids = torch.tensor([[r.token] for r in rows], device=self.device)  # (B, 1)
         positions = torch.tensor([[r.position] for r in rows], device=self.device)  # (B, 1)
         mask = torch.cat([self._mask, torch.ones(len(rows), 1, dtype=torch.long, device=self.device)], dim=1)

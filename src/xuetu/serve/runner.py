@@ -96,3 +96,39 @@ class SerialRunner:
         self._queue.put(None)
         self._thread.join(timeout=30)
         self.engine.close()
+
+
+class ConcurrentRunner:
+    """Each request on its own thread, for engines that batch internally (vLLM)."""
+
+    def __init__(self, engine, max_queue: int = 256):
+        self.engine = engine
+        self.max_queue = max_queue
+        self._active = 0
+        self._lock = threading.Lock()
+
+    @property
+    def depth(self) -> int:
+        return self._active
+
+    def submit(self, request: GenRequest) -> None:
+        with self._lock:
+            if self._active >= self.max_queue:
+                raise QueueFull(f"the queue for this model is full ({self.max_queue} requests)", "Retry in a moment.")
+            self._active += 1
+        threading.Thread(target=self._run, args=(request,), daemon=True).start()
+
+    def _run(self, request: GenRequest) -> None:
+        try:
+            for chunk in self.engine.generate(request.prompt, request.options):
+                if request.cancelled.is_set():
+                    break
+                request.emit(chunk)
+        except BaseException as e:
+            request.emit(e)
+        finally:
+            with self._lock:
+                self._active -= 1
+
+    def close(self) -> None:
+        self.engine.close()

@@ -1,0 +1,97 @@
+"""Server verbs: `xuetu serve` runs the OpenAI- and Ollama-compatible API; `xuetu ps` asks it what is loaded."""
+
+from __future__ import annotations
+
+import os
+import re
+
+import click
+
+from xuetu.errors import XuetuError
+
+
+def parse_size(text: str) -> int:
+    """'8GB', '512MiB', '1000000' -> bytes."""
+    m = re.fullmatch(r"\s*([\d.]+)\s*([kmgt]?i?b?)?\s*", text.lower())
+    if not m:
+        raise click.BadParameter(f"{text!r} is not a size; use e.g. 8GB or 512MiB")
+    number, unit = float(m.group(1)), (m.group(2) or "").rstrip("b")
+    scale = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12, "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}
+    if unit not in scale:
+        raise click.BadParameter(f"unknown unit in {text!r}")
+    return int(number * scale[unit])
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (0.0.0.0 exposes it to the network).")
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--model", "models_", multiple=True, help="Load at start-up and keep loaded (repeatable).")
+@click.option("--api-key", "api_keys", multiple=True, help="Require this bearer key (repeatable; XUETU_API_KEYS too).")
+@click.option("--engine", default="auto", show_default=True, help="auto, transformers, llama.cpp or vllm.")
+@click.option("--keep-alive", default="5m", show_default=True, help="How long idle models stay loaded (-1: forever).")
+@click.option("--max-loaded", default=3, show_default=True, help="Most models resident at once.")
+@click.option("--max-memory", default=None, help="Most memory for weights, e.g. 8GB (default: 70% of RAM).")
+@click.option("--max-queue", default=64, show_default=True, help="Requests queued per model before 429.")
+@click.option("--max-batch", default=16, show_default=True, help="Sequences batched together (transformers engine).")
+@click.option("--max-tokens", default=4096, show_default=True, help="Cap on tokens generated per request.")
+@click.option("--max-body", default="8MB", show_default=True, help="Largest request body.")
+@click.option("--cors", "cors_origins", multiple=True, help="Allow this browser origin (repeatable; '*' for any).")
+@click.option("--no-access-log", is_flag=True, help="Do not log each request.")
+def serve(host, port, models_, api_keys, engine, keep_alive, max_loaded, max_memory, max_queue, max_batch, max_tokens,
+          max_body, cors_origins, no_access_log):
+    """Serve models over OpenAI- (/v1) and Ollama-compatible (/api) HTTP APIs."""
+    import uvicorn
+
+    from xuetu import models
+    from xuetu.serve.app import create_app
+    from xuetu.serve.args import ServeArgs
+
+    extra = {"max_memory": parse_size(max_memory)} if max_memory else {}
+    args = ServeArgs(host=host, port=port, models=list(models_), api_keys=list(api_keys), engine=engine,
+                     keep_alive=keep_alive, max_loaded=max_loaded, max_queue=max_queue, max_batch=max_batch,
+                     max_tokens=max_tokens, max_body_bytes=parse_size(max_body), cors_origins=list(cors_origins),
+                     access_log=not no_access_log, **extra)
+    for name in args.models:  # unknown names fail now, not on the first request
+        models.resolve(name, pull_missing=True)
+    if host not in ("127.0.0.1", "localhost", "::1") and not args.api_keys:
+        click.secho(f"warning: listening on {host} with no API key: anyone who can reach it can use it", fg="yellow",
+                    err=True)
+    click.echo(f"xuetu serving on http://{host}:{port}  (OpenAI: /v1  Ollama: /api  metrics: /metrics)", err=True)
+    try:
+        uvicorn.run(create_app(args), host=host, port=port, log_level="warning", access_log=False)
+    except OSError as e:
+        raise XuetuError(f"cannot listen on {host}:{port}: {e.strerror}", "Pick another port with --port.") from None
+
+
+@click.command()
+@click.option("--url", default=lambda: os.environ.get("XUETU_URL", "http://127.0.0.1:8000"), show_default="XUETU_URL or http://127.0.0.1:8000")
+@click.option("--api-key", default=lambda: os.environ.get("XUETU_API_KEY"), help="Bearer key (XUETU_API_KEY).")
+def ps(url, api_key):
+    """List the models a running server has loaded."""
+    import datetime as dt
+
+    import httpx
+
+    from xuetu.models.facts import human_bytes
+
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    try:
+        r = httpx.get(url.rstrip("/") + "/api/ps", headers=headers, timeout=10)
+    except httpx.TransportError:
+        raise XuetuError(f"no xuetu server answers at {url}", "Start one with `xuetu serve`, or pass --url.") from None
+    if r.status_code != 200:
+        raise XuetuError(f"the server answered HTTP {r.status_code}: {r.text[:200]}")
+    click.echo(f"{'NAME':<32} {'ENGINE':<14} {'SIZE':>10}  {'QUEUE':>5}  UNTIL")
+    for m in r.json()["models"]:
+        until = m["expires_at"]
+        if not until.startswith("9999"):
+            left = dt.datetime.fromisoformat(until) - dt.datetime.now(dt.timezone.utc)
+            until = f"{max(int(left.total_seconds()), 0)} s from now"
+        else:
+            until = "forever"
+        adapters = f" +{len(m['adapters'])} adapters" if m.get("adapters") else ""
+        click.echo(f"{m['name'] + adapters:<32} {m.get('engine', ''):<14} {human_bytes(m['size']):>10}  "
+                   f"{m.get('queue', 0):>5}  {until}")
+
+
+COMMANDS = [serve, ps]

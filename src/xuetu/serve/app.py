@@ -1,0 +1,91 @@
+"""The server: `create_app(ServeArgs)` builds the FastAPI app with both API families.
+
+    xuetu serve --model smollm2:135m          # or: uvicorn --factory xuetu.serve.app:app_from_env
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+
+from xuetu import __version__
+from xuetu.home import xuetu_home
+from xuetu.serve import health
+from xuetu.serve.args import ServeArgs
+from xuetu.serve.errors import ApiError, api_error_handler, error_response
+from xuetu.serve.manager import ModelManager
+from xuetu.serve.metrics import Metrics
+from xuetu.serve.middleware import BearerAuth, BodyLimit, Observe, access_log
+from xuetu.serve.ollama.router import router as ollama_router
+from xuetu.serve.openai.router import router as openai_router
+
+log = logging.getLogger("xuetu.serve")
+
+
+def _setup_access_log() -> None:
+    path = xuetu_home() / "logs" / "access.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not any(getattr(h, "baseFilename", None) == str(path) for h in access_log.handlers):
+        access_log.addHandler(logging.FileHandler(path, encoding="utf-8"))
+    access_log.setLevel(logging.INFO)
+    access_log.propagate = False
+
+
+async def _validation_error(request: Request, exc: RequestValidationError):
+    first = exc.errors()[0] if exc.errors() else {}
+    where = ".".join(str(x) for x in first.get("loc", ()) if x != "body")
+    if first.get("type") == "json_invalid":
+        message = "the request body is not valid JSON"
+    else:
+        message = f"{where}: {first.get('msg', 'invalid value')}" if where else first.get("msg", "invalid request")
+    return error_response(request.url.path, 400, message, code="invalid_request", param=where or None)
+
+
+def create_app(args: ServeArgs | None = None) -> FastAPI:
+    args = args or ServeArgs()
+    manager = ModelManager(args)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        manager.start()
+
+        async def warm():
+            try:
+                await manager.preload()
+                app.state.ready = True
+            except Exception as e:  # stays not-ready; /ready says why
+                app.state.startup_error = getattr(e, "message", str(e))
+                log.error("preloading failed: %s", app.state.startup_error)
+
+        task = asyncio.get_running_loop().create_task(warm())
+        yield
+        task.cancel()
+        await manager.close()
+
+    app = FastAPI(title="xuetu", version=__version__, lifespan=lifespan, docs_url="/docs", redoc_url=None)
+    app.state.args, app.state.manager = args, manager
+    app.state.metrics = Metrics(manager)
+    app.state.ready, app.state.startup_error = False, None
+    if args.access_log:
+        _setup_access_log()
+
+    app.add_exception_handler(ApiError, api_error_handler)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.include_router(health.router)
+    app.include_router(openai_router)
+    app.include_router(ollama_router)
+
+    # add_middleware wraps: the last added is outermost. Observe > CORS > body limit > auth > routes,
+    # so CORS headers reach 401s and every request, refused or not, is counted and logged.
+    app.add_middleware(BearerAuth, keys=args.api_keys)
+    app.add_middleware(BodyLimit, limit=args.max_body_bytes)
+    if args.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=args.cors_origins, allow_methods=["*"], allow_headers=["*"])
+    app.add_middleware(Observe, metrics=app.state.metrics, enabled_log=args.access_log)
+    return app

@@ -1,0 +1,91 @@
+"""ServeArgs: every setting of `xuetu serve`, validated when built."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from xuetu.errors import XuetuError
+
+
+def _total_memory() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 8 * 1024**3
+
+
+def parse_duration(value) -> float | None:
+    """Ollama's keep_alive: "5m", "1h30m", "30s", a number of seconds; negative means forever (None)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise XuetuError(f"invalid duration {value!r}")
+    if isinstance(value, (int, float)):
+        return None if value < 0 else float(value)
+    text = str(value).strip().lower()
+    try:
+        seconds = float(text)
+        return None if seconds < 0 else seconds
+    except ValueError:
+        pass
+    units = {"h": 3600, "m": 60, "s": 1, "ms": 0.001}
+    total, number = 0.0, ""
+    i = 0
+    negative = text.startswith("-")
+    text = text.lstrip("-")
+    while i < len(text):
+        ch = text[i]
+        if ch.isdigit() or ch == ".":
+            number += ch
+            i += 1
+            continue
+        unit = "ms" if text[i:i + 2] == "ms" else ch
+        if unit not in units or not number:
+            raise XuetuError(f"invalid duration {value!r}", 'Use forms like "30s", "5m", "1h", 0 or -1.')
+        total += float(number) * units[unit]
+        number = ""
+        i += len(unit)
+    if number:
+        raise XuetuError(f"invalid duration {value!r}: a number needs a unit", 'Use forms like "30s", "5m", "1h".')
+    return None if negative else total
+
+
+@dataclass
+class ServeArgs:
+    host: str = "127.0.0.1"
+    """Address to bind; 127.0.0.1 keeps the server private to this machine."""
+    port: int = 8000
+    models: list[str] = field(default_factory=list)
+    """Models to load at start-up and keep loaded."""
+    api_keys: list[str] = field(default_factory=list)
+    """Bearer keys; when set, every route but /health needs one. XUETU_API_KEYS adds more (comma-separated)."""
+    engine: str = "auto"
+    """auto, transformers, llama.cpp or vllm."""
+    keep_alive: str | float = "5m"
+    """How long an idle model stays loaded (Ollama's keep_alive)."""
+    max_loaded: int = 3
+    """Most models resident at once; the least recently used idle one is unloaded to make room."""
+    max_memory: int = field(default_factory=lambda: int(_total_memory() * 0.7))
+    """Most bytes of weights resident at once."""
+    max_queue: int = 64
+    """Requests waiting or running per model before new ones get 429."""
+    max_batch: int = 16
+    """Most sequences decoded together by the transformers engine."""
+    max_tokens: int = 4096
+    """Upper limit on max_tokens / num_predict for any request."""
+    max_body_bytes: int = 8 * 1024 * 1024
+    """Largest request body accepted (413 beyond)."""
+    cors_origins: list[str] = field(default_factory=list)
+    """Origins allowed by CORS; empty turns CORS off."""
+    access_log: bool = True
+
+    def __post_init__(self):
+        env_keys = [k.strip() for k in os.environ.get("XUETU_API_KEYS", "").split(",") if k.strip()]
+        self.api_keys = list(dict.fromkeys([*self.api_keys, *env_keys]))
+        if not (0 < self.port < 65536):
+            raise XuetuError(f"port must be 1-65535, got {self.port}")
+        for name in ("max_loaded", "max_queue", "max_batch", "max_tokens", "max_body_bytes", "max_memory"):
+            if getattr(self, name) < 1:
+                raise XuetuError(f"{name} must be at least 1")
+        self.keep_alive_seconds = parse_duration(self.keep_alive)

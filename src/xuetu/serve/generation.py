@@ -1,0 +1,105 @@
+"""What both API families do to generate: encode the prompt, check limits, queue the request,
+stream its chunks and record timings and metrics. Routers only translate shapes."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from xuetu.engines.base import Chunk, GenerateOptions
+from xuetu.errors import ContextTooLong, XuetuError
+from xuetu.serve.errors import ApiError
+from xuetu.serve.manager import Lease
+from xuetu.serve.runner import GenRequest, QueueFull, stream
+
+
+@dataclass
+class Timing:
+    """Durations in seconds, filled in as the generation runs."""
+
+    start: float
+    load: float = 0.0
+    first_token: float | None = None
+    end: float | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    finish_reason: str | None = None
+
+    @property
+    def prompt_eval(self) -> float:
+        return (self.first_token or self.end or self.start) - self.start - self.load
+
+    @property
+    def eval(self) -> float:
+        return max((self.end or 0) - (self.first_token or self.end or 0), 0.0)
+
+    @property
+    def total(self) -> float:
+        return (self.end or time.perf_counter()) - self.start
+
+
+def to_api_error(e: Exception) -> ApiError:
+    if isinstance(e, ApiError):
+        return e
+    if isinstance(e, ContextTooLong):
+        return ApiError(400, e.message, code="context_length_exceeded", param="messages")
+    if isinstance(e, QueueFull):
+        return ApiError(429, e.message, type="rate_limit_error", code="queue_full", headers={"Retry-After": "1"})
+    if isinstance(e, XuetuError):
+        return ApiError(400, e.message)
+    return ApiError(500, f"generation failed: {type(e).__name__}: {e}", type="server_error")
+
+
+def check_prompt_kind(lease: Lease, prompt) -> None:
+    if lease.loaded.engine_name == "sentence-transformers":
+        raise ApiError(400, f"{lease.ref.name} is an embedding model; it cannot generate text", param="model")
+
+
+async def generate(app_state, lease: Lease, prompt, options: GenerateOptions, started: float
+                   ) -> tuple[AsyncIterator[Chunk], Timing]:
+    """Start a generation; errors that can be known before the first token raise ApiError here.
+
+    The lease is released when the returned iterator ends, fails or is closed.
+    """
+    timing = Timing(start=started, load=lease.load_seconds)
+    try:
+        check_prompt_kind(lease, prompt)
+        if options.max_tokens > app_state.args.max_tokens:
+            options.max_tokens = app_state.args.max_tokens
+        ids = await asyncio.to_thread(lease.encoder.encode, prompt)
+        timing.prompt_tokens = len(ids)
+        request = GenRequest(ids, options, adapter=lease.adapter)
+        chunks = stream(lease.runner, request)
+        first = await chunks.__anext__()  # queue-full, context and format errors surface here, before any byte
+        timing.first_token = time.perf_counter()
+    except BaseException as e:
+        lease.release()
+        raise to_api_error(e) if isinstance(e, Exception) else e
+    return _rest(app_state, lease, chunks, first, timing), timing
+
+
+async def _rest(app_state, lease: Lease, chunks, first: Chunk, timing: Timing) -> AsyncIterator[Chunk]:
+    try:
+        chunk = first
+        while True:
+            timing.completion_tokens = chunk.completion_tokens
+            if chunk.finish_reason is not None:
+                timing.finish_reason = chunk.finish_reason
+                timing.end = time.perf_counter()
+            yield chunk
+            if chunk.finish_reason is not None:
+                break
+            chunk = await chunks.__anext__()
+    finally:
+        await chunks.aclose()  # cancels the request if the client went away
+        timing.end = timing.end or time.perf_counter()
+        lease.release()
+        app_state.metrics.observe_generation(lease.ref.name, timing.prompt_tokens, timing.completion_tokens,
+                                             (timing.first_token - timing.start) if timing.first_token else None,
+                                             timing.eval)
+
+
+async def collect(chunks: AsyncIterator[Chunk]) -> str:
+    return "".join([c.text async for c in chunks])

@@ -1,0 +1,110 @@
+"""ASGI middleware: request body limit, bearer-key auth, and metrics with a structured access log.
+
+Written as plain ASGI (not BaseHTTPMiddleware) so streaming responses pass straight through and
+their true end is what the latency metric sees.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import time
+import uuid
+
+from xuetu.serve.errors import error_response
+
+access_log = logging.getLogger("xuetu.access")
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class BodyLimit:
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        path = scope["path"]
+        declared = dict(scope["headers"]).get(b"content-length")
+        too_large = error_response(path, 413, f"request body is larger than {self.limit} bytes", code="request_too_large")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            return await too_large(scope, receive, send)
+        seen, started = 0, False
+
+        async def counted():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge
+            return message
+
+        async def watch(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, watch)
+        except _TooLarge:
+            if not started:
+                await too_large(scope, receive, send)
+
+
+class BearerAuth:
+    OPEN = {"/health"}
+
+    def __init__(self, app, keys: list[str]):
+        self.app, self.keys = app, [k.encode() for k in keys]
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or not self.keys or scope["path"] in self.OPEN or scope["method"] == "OPTIONS":
+            return await self.app(scope, receive, send)
+        header = dict(scope["headers"]).get(b"authorization", b"")
+        scheme, _, token = header.partition(b" ")
+        if scheme.lower() == b"bearer" and any(hmac.compare_digest(token.strip(), k) for k in self.keys):
+            return await self.app(scope, receive, send)
+        msg = "missing API key: send 'Authorization: Bearer <key>'" if not header else "invalid API key"
+        response = error_response(scope["path"], 401, msg, code="invalid_api_key",
+                                  headers={"WWW-Authenticate": "Bearer"})
+        await response(scope, receive, send)
+
+
+class Observe:
+    """Counts requests by route template and status, times them to the last byte, and logs each one."""
+
+    def __init__(self, app, metrics, enabled_log: bool = True):
+        self.app, self.metrics, self.enabled_log = app, metrics, enabled_log
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        start = time.perf_counter()
+        status = 500
+        request_id = uuid.uuid4().hex[:12]
+
+        async def watch(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        finally:
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            elapsed = time.perf_counter() - start
+            self.metrics.requests.labels(scope["method"], route, str(status)).inc()
+            self.metrics.latency.labels(route).observe(elapsed)
+            if self.enabled_log:
+                client = scope.get("client") or ("", 0)
+                access_log.info(json.dumps({
+                    "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()), "id": request_id,
+                    "method": scope["method"], "path": scope["path"], "route": route, "status": status,
+                    "ms": round(elapsed * 1000, 1), "client": client[0]}))

@@ -1,0 +1,145 @@
+"""Ollama API request models and reply shapes, following Ollama's docs/api.md.
+
+Durations are nanoseconds; streaming is on unless "stream": false; names are name:tag.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class Options(_Request):
+    """The subset of Ollama's runtime options that xuetu applies; the rest are accepted and ignored."""
+
+    temperature: float | None = Field(None, ge=0)
+    top_p: float | None = Field(None, gt=0, le=1)
+    top_k: int | None = Field(None, ge=0)
+    num_predict: int | None = None
+    seed: int | None = None
+    stop: list[str] | None = None
+    repeat_penalty: float | None = Field(None, gt=0)
+
+
+class _Named(_Request):
+    model: str = ""
+    name: str | None = None  # older clients send "name"
+
+    @model_validator(mode="after")
+    def _model_from_name(self):
+        if not self.model and self.name:
+            self.model = self.name
+        return self
+
+
+class Message(_Request):
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str = ""
+    images: list[str] | None = None
+
+
+class GenerateRequest(_Named):
+    prompt: str | None = None
+    suffix: str | None = None
+    images: list[str] | None = None
+    format: Literal["json"] | dict | None = None
+    options: Options | None = None
+    system: str | None = None
+    template: str | None = None
+    stream: bool = True
+    raw: bool = False
+    keep_alive: str | float | None = None
+
+
+class ChatRequest(_Named):
+    messages: list[Message] = Field(default_factory=list)
+    tools: list[dict] | None = None
+    format: Literal["json"] | dict | None = None
+    options: Options | None = None
+    stream: bool = True
+    keep_alive: str | float | None = None
+
+
+class EmbedRequest(_Named):
+    input: str | list[str] = ""
+    truncate: bool = True
+    options: Options | None = None
+    keep_alive: str | float | None = None
+    dimensions: int | None = None
+
+
+class LegacyEmbeddingsRequest(_Named):
+    prompt: str = ""
+    keep_alive: str | float | None = None
+
+
+class PullRequest(_Named):
+    insecure: bool = False
+    stream: bool = True
+
+
+class CreateRequest(_Named):
+    from_: str | None = Field(None, alias="from")
+    system: str | None = None
+    parameters: dict[str, Any] | None = None
+    template: str | None = None
+    files: dict | None = None
+    adapters: dict | None = None
+    quantize: str | None = None
+    stream: bool = True
+
+
+class CopyRequest(_Request):
+    source: str
+    destination: str
+
+
+class ShowRequest(_Named):
+    verbose: bool = False
+
+
+class DeleteRequest(_Named):
+    pass
+
+
+def now() -> str:
+    """RFC 3339 with nanosecond precision, as Ollama writes created_at."""
+    t = dt.datetime.now(dt.timezone.utc)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond:06d}000Z"
+
+
+def ns(seconds: float) -> int:
+    return max(int(seconds * 1e9), 0)
+
+
+def final_fields(timing, reason: str | None) -> dict:
+    return {"done": True, "done_reason": reason or "stop", "total_duration": ns(timing.total),
+            "load_duration": ns(timing.load), "prompt_eval_count": timing.prompt_tokens,
+            "prompt_eval_duration": ns(timing.prompt_eval), "eval_count": timing.completion_tokens,
+            "eval_duration": ns(timing.eval)}
+
+
+def digest(ref) -> str:
+    return hashlib.sha256((ref.path / "manifest.json").read_bytes()).hexdigest()
+
+
+def details(ref, facts) -> dict:
+    family = (facts.architecture or "").lower().removesuffix("forcausallm").removesuffix("model") or "unknown"
+    fmt = "gguf" if ref.gguf_file is not None else "safetensors"
+    quant = (facts.quantization or "").split(" ")[0] if facts.quantization else ""
+    from xuetu.models.facts import human_count
+
+    return {"parent_model": ref.base or "", "format": fmt, "family": family, "families": [family],
+            "parameter_size": human_count(facts.parameters), "quantization_level": quant.upper()}
+
+
+def modified_at(ref) -> str:
+    created = ref.manifest.get("created_at") or "1970-01-01T00:00:00+00:00"
+    return dt.datetime.fromisoformat(created).isoformat()

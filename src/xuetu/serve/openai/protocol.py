@@ -1,0 +1,141 @@
+"""OpenAI API request and response models, in the order of the official spec.
+
+Fields marked "xuetu extension" are not in OpenAI's spec. Accepted-but-ignored spec fields are
+listed so clients that send them are not refused.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="allow")  # unknown fields from newer clients are ignored, not refused
+
+
+class ContentPart(BaseModel):
+    type: str
+    text: str | None = None
+
+
+class ChatMessage(BaseModel):
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[ContentPart] | None = None
+    name: str | None = None
+
+    def text(self) -> str:
+        if self.content is None or isinstance(self.content, str):
+            return self.content or ""
+        if any(p.type != "text" for p in self.content):
+            raise ValueError("only text content parts are supported")
+        return "".join(p.text or "" for p in self.content)
+
+
+class StreamOptions(BaseModel):
+    include_usage: bool = False
+
+
+class ResponseFormat(BaseModel):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: dict | None = None
+
+
+class _Sampling(_Request):
+    frequency_penalty: float | None = Field(None, ge=-2, le=2)  # accepted, not applied
+    max_tokens: int | None = Field(None, ge=1)
+    n: int = Field(1, ge=1)
+    presence_penalty: float | None = Field(None, ge=-2, le=2)  # accepted, not applied
+    seed: int | None = None
+    stop: str | list[str] | None = None
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, gt=0, le=1)
+    user: str | None = None
+    top_k: int | None = Field(None, ge=0)  # xuetu extension
+    repeat_penalty: float | None = Field(None, gt=0, le=10)  # xuetu extension
+    keep_alive: str | float | None = None  # xuetu extension (Ollama's keep_alive)
+
+    @field_validator("stop")
+    @classmethod
+    def _stop_list(cls, v):
+        if isinstance(v, str):
+            v = [v]
+        if v is not None and (len(v) > 8 or any(not s for s in v)):
+            raise ValueError("stop takes at most 8 non-empty strings")
+        return v
+
+
+class ChatCompletionRequest(_Sampling):
+    messages: list[ChatMessage] = Field(min_length=1)
+    model: str
+    logprobs: bool | None = None
+    max_completion_tokens: int | None = Field(None, ge=1)
+    response_format: ResponseFormat | None = None
+    tools: list[dict] | None = None
+
+
+class CompletionRequest(_Sampling):
+    model: str
+    prompt: str | list[str]
+    echo: bool = False
+    logprobs: int | None = None
+    suffix: str | None = None
+
+
+class EmbeddingRequest(_Request):
+    input: str | list[str]
+    model: str
+    dimensions: int | None = None
+    encoding_format: Literal["float", "base64"] = "float"
+    user: str | None = None
+
+
+def _id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:24]}"
+
+
+def usage(prompt: int, completion: int) -> dict[str, Any]:
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+class ChatIds:
+    """One id and timestamp per completion, shared by all its chunks."""
+
+    def __init__(self, model: str, prefix: str = "chatcmpl"):
+        self.id, self.created, self.model = _id(prefix), int(time.time()), model
+
+
+def chat_completion(ids: ChatIds, text: str, finish: str, prompt: int, completion: int) -> dict:
+    return {"id": ids.id, "object": "chat.completion", "created": ids.created, "model": ids.model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text, "refusal": None},
+                         "logprobs": None, "finish_reason": finish}],
+            "usage": usage(prompt, completion), "system_fingerprint": "xuetu"}
+
+
+def chat_chunk(ids: ChatIds, delta: dict, finish: str | None) -> dict:
+    return {"id": ids.id, "object": "chat.completion.chunk", "created": ids.created, "model": ids.model,
+            "system_fingerprint": "xuetu",
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
+
+
+def usage_chunk(ids: ChatIds, obj: str, prompt: int, completion: int) -> dict:
+    return {"id": ids.id, "object": obj, "created": ids.created, "model": ids.model, "system_fingerprint": "xuetu",
+            "choices": [], "usage": usage(prompt, completion)}
+
+
+def completion(ids: ChatIds, text: str, finish: str | None, usage_: dict | None = None) -> dict:
+    body = {"id": ids.id, "object": "text_completion", "created": ids.created, "model": ids.model,
+            "system_fingerprint": "xuetu",
+            "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": finish}]}
+    if usage_ is not None:
+        body["usage"] = usage_
+    return body
+
+
+def model_card(name: str, created: int, owner: str = "xuetu") -> dict:
+    return {"id": name, "object": "model", "created": created, "owned_by": owner}
