@@ -108,7 +108,10 @@ class ModelManager:
     async def acquire(self, name: str, keep_alive=_DEFAULT, wait: bool = True) -> Lease:
         ref = self.resolve(name)
         key, holder = self._placement(ref)
-        keep = self.args.keep_alive_seconds if keep_alive is _DEFAULT or keep_alive is None else parse_duration(keep_alive)
+        try:
+            keep = self.args.keep_alive_seconds if keep_alive in (_DEFAULT, None) else parse_duration(keep_alive)
+        except XuetuError as e:
+            raise ApiError(400, e.message, param="keep_alive")
         started = time.perf_counter()
         while True:
             async with self._lock:

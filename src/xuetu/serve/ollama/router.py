@@ -51,7 +51,13 @@ def _with_system(messages: list[dict], system: str | None) -> list[dict]:
 async def _load_only(request: Request, name: str, keep_alive, key: str) -> dict:
     """Ollama loads a model when asked to generate nothing, and unloads it with keep_alive 0."""
     manager = request.app.state.manager
-    if keep_alive is not None and str(keep_alive).strip() in ("0", "0s", "0m"):
+    from xuetu.serve.args import parse_duration
+
+    try:
+        unload = keep_alive is not None and parse_duration(keep_alive) == 0
+    except XuetuError as e:
+        raise bad_request(e.message, "keep_alive")
+    if unload:
         ref = manager.resolve(name)
         await manager.unload(manager._placement(ref)[0][0])
         reason = "unload"
