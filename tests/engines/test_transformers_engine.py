@@ -103,3 +103,14 @@ def test_engine_choice(tiny):
         engines.choose(tiny, "tensorrt")
     with pytest.raises(XuetuError, match="no GGUF"):
         models.load(tiny, engine="llama.cpp")
+
+
+def test_vllm_is_guarded_on_cpu(tiny):
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is not None:
+        pytest.skip("vLLM is installed here")
+    assert "vllm" in engines.names() and not engines.is_available("vllm")
+    with pytest.raises(XuetuError, match="vllm engine is not installed") as e:
+        engines.choose(tiny, "vllm")
+    assert "GPU" in e.value.hint

@@ -25,6 +25,7 @@ def register(name: str, target: str) -> None:
 
 register("transformers", "xuetu.engines.transformers_engine:TransformersEngine")
 register("llama.cpp", "xuetu.engines.llamacpp:LlamaCppEngine")
+register("vllm", "xuetu.engines.vllm_engine:VllmEngine")
 
 
 def names() -> list[str]:
