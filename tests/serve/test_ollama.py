@@ -118,3 +118,30 @@ def test_errors(ollama_client, server):
         r = c.post("/api/chat", json={"model": "smollm2:135m", "messages": MSG, "options": {"temperature": "hot"}})
         assert r.status_code == 400
         assert c.get("/api/version").json()["version"]
+
+
+def test_pull_from_a_hub_through_the_server(tmp_path, tiny_dir):
+    """POST /api/pull downloads with the real downloader and streams Ollama's progress lines."""
+    import shutil
+
+    from helpers.fakehub import FakeHub
+    from helpers.server import ServerProcess
+
+    root = tmp_path / "hub"
+    shutil.copytree(tiny_dir, root / "acme" / "tiny")
+    home = tmp_path / "home"
+    home.mkdir()
+    with FakeHub(root) as hub:
+        server = ServerProcess(home, env={"HF_ENDPOINT": hub.url}).wait()
+        try:
+            client = ollama.Client(host=server.url)
+            lines = list(client.pull("acme/tiny", stream=True))
+            assert lines[0].status == "pulling manifest" and lines[-1].status == "success"
+            sized = [line for line in lines if line.total]
+            assert sized and sized[-1].completed == sized[-1].total
+            assert any(line.status.startswith("verifying") for line in lines)
+            assert "acme/tiny:latest" in {m.model for m in client.list().models}
+            r = client.generate(model="acme/tiny", prompt="hi", options={"num_predict": 3})
+            assert r.done
+        finally:
+            server.stop()

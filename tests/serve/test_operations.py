@@ -2,7 +2,10 @@
 
 import asyncio
 import json
+import os
 import re
+import subprocess
+import sys
 import time
 
 import httpx
@@ -123,8 +126,13 @@ def test_adapters_share_one_base(server):
 @pytest.fixture(scope="module")
 def tight(serve_home):
     """A server with small limits."""
+    from xuetu.models import store
+
+    os.environ["XUETU_HOME"] = str(serve_home)
+    if store.get("smol-hf:latest") is None:  # SmolLM2 without its GGUF: 538 MB of fp32 weights on transformers
+        store.copy("smollm2:135m", "smol-hf:latest", {"formats": {"hf": "hf"}})
     s = ServerProcess(serve_home, "--max-queue", "2", "--max-body", "2KB", "--max-tokens", "20", "--max-loaded", "1",
-                      "--keep-alive", "2s", "--cors", "http://app.example").wait()
+                      "--keep-alive", "2s", "--cors", "http://app.example", "--max-memory", "300MB").wait()
     yield s
     s.stop()
 
@@ -184,3 +192,21 @@ def test_cors(tight, server):
         assert r.headers["access-control-allow-origin"] == "http://app.example"
     with httpx.Client(base_url=server.url) as c:  # CORS off by default
         assert "access-control-allow-origin" not in c.get("/health", headers={"Origin": "http://app.example"}).headers
+
+
+def test_memory_cap(tight):
+    with httpx.Client(base_url=tight.url, timeout=120) as c:
+        r = c.post("/api/chat", json={"model": "smol-hf", "messages": [{"role": "user", "content": "hi"}]})
+    assert r.status_code == 503 and "needs about 0.5 GB" in r.json()["error"] and "--max-memory" in r.json()["error"]
+
+
+def test_xuetu_ps_against_the_server(server):
+    with server.client() as c:
+        c.post("/api/generate", json={"model": "tiny:latest", "prompt": "", "keep_alive": "1m"})
+    out = subprocess.run([sys.executable, "-m", "xuetu", "ps", "--url", server.url], capture_output=True, text=True,
+                         env={**os.environ, "XUETU_API_KEY": server.key}, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "tiny:latest" in out.stdout and "transformers" in out.stdout
+    bad = subprocess.run([sys.executable, "-m", "xuetu", "ps", "--url", server.url], capture_output=True, text=True,
+                         env={k: v for k, v in os.environ.items() if k != "XUETU_API_KEY"}, timeout=60)
+    assert bad.returncode == 1 and "HTTP 401" in bad.stderr

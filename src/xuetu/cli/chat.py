@@ -66,6 +66,7 @@ def run(name, prompt, temperature, top_p, top_k, max_tokens, seed, stop, repeat_
     system prompt, /set PARAM VALUE to change a setting, /? for help.
     """
     ref = models.resolve(name, pull_missing=True)
+    system = system or ref.system  # a model created with a system prompt uses it by default
     opts = GenerateOptions.build(ref.params, temperature=temperature, top_p=top_p, top_k=top_k,
                                  max_tokens=max_tokens, seed=seed, stop=list(stop) or None,
                                  repeat_penalty=repeat_penalty)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 from xuetu.models.ref import ModelRef
@@ -54,6 +55,13 @@ def safetensors_parameters(folder: Path) -> int:
 
 
 def gguf_facts(path: Path) -> dict:
+    """Architecture, parameters, context, template and quantisation of a GGUF file (cached: reading takes seconds)."""
+    st = Path(path).stat()
+    return dict(_gguf_facts_cached(str(path), st.st_size, st.st_mtime_ns))
+
+
+@lru_cache(maxsize=32)
+def _gguf_facts_cached(path: str, size: int, mtime_ns: int) -> dict:
     from gguf import GGUFReader, LlamaFileType
 
     reader = GGUFReader(path, "r")

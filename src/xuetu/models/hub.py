@@ -161,13 +161,15 @@ def fetch_file(client: httpx.Client, url: str, part: Path, remote: RemoteFile, p
             raise DownloadError(f"downloading {remote.path}: HTTP {r.status_code}", "Try again later.")
         bar = tqdm(total=remote.size or None, initial=have, unit="B", unit_scale=True, unit_divisor=1024,
                    desc=remote.path[-40:], disable=not progress, leave=False)
+        done = have
         with open(part, "ab" if have else "wb") as f, bar:
             try:
                 for block in r.iter_bytes():  # as it arrives, so an interruption keeps it
                     f.write(block)
                     bar.update(len(block))
+                    done += len(block)
                     if report is not None:
-                        report(f"pulling {remote.path}", total=remote.size, completed=bar.n)
+                        report(f"pulling {remote.path}", total=remote.size, completed=done)
             except httpx.TransportError as e:
                 f.flush()
                 raise DownloadError(f"the download of {remote.path} was interrupted at {part.stat().st_size} bytes "
