@@ -43,9 +43,9 @@ def main():
 
 
 def _register():
-    from xuetu.cli import chat, models, serve
+    from xuetu.cli import chat, data, models, serve
 
-    for module in (models, chat, serve):
+    for module in (models, chat, serve, data):
         for command in module.COMMANDS:
             main.add_command(command)
 

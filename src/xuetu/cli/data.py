@@ -1,0 +1,141 @@
+"""Data verbs: `xuetu data convert | clean | stats | split`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from xuetu.errors import XuetuError
+
+
+@click.group()
+def data():
+    """Prepare training data: convert formats, clean, inspect and split."""
+
+
+@data.command()
+@click.argument("inp", type=click.Path(path_type=Path))
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--to", "fmt", required=True, type=click.Choice(["messages", "alpaca", "sharegpt", "qa", "text"]))
+@click.option("--on-error", type=click.Choice(["fail", "skip"]), default="fail", show_default=True)
+def convert(inp, out, fmt, on_error):
+    """Convert IN (any supported file or folder) to OUT (JSONL) in another format."""
+    from xuetu.data import formats
+    from xuetu.data.readers import read
+    from xuetu.data.writer import JsonlWriter
+
+    done = skipped = 0
+    with JsonlWriter(out) as w:
+        for item in read(inp):
+            try:
+                if item.error:
+                    raise formats.FormatError(item.error)
+                w.write(formats.from_record(formats.to_record(item.obj), fmt))
+                done += 1
+            except formats.FormatError as e:
+                if on_error == "fail":
+                    raise XuetuError(f"{item.source}: {e}", "Pass --on-error skip to leave such records out.") from None
+                skipped += 1
+                click.echo(f"skipped {item.source}: {e}", err=True)
+        if done == 0:
+            raise XuetuError(f"nothing to write: {inp} gave no convertible records")
+    click.echo(f"wrote {done} records to {out}" + (f" ({skipped} skipped)" if skipped else ""))
+
+
+@data.command()
+@click.argument("inp", type=click.Path(path_type=Path))
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--to", "fmt", default=None, type=click.Choice(["messages", "alpaca", "sharegpt", "qa", "text"]),
+              help="Output format (default: the input's).")
+@click.option("--pii", is_flag=True, help="Mask e-mails, phone numbers, ID/bank card numbers and IP addresses.")
+@click.option("--no-exact-dedup", is_flag=True)
+@click.option("--no-near-dedup", is_flag=True)
+@click.option("--threshold", default=0.8, show_default=True, help="Near-duplicate Jaccard similarity (MinHash).")
+@click.option("--min-tokens", type=int, default=None)
+@click.option("--max-tokens", type=int, default=None)
+@click.option("--model", default=None, help="Tokenizer for the token bounds (default smollm2:135m).")
+@click.option("--max-repeated-lines", default=0.3, show_default=True)
+@click.option("--max-repeated-chars", default=0.3, show_default=True)
+@click.option("--max-symbols", default=0.25, show_default=True)
+@click.option("--lang", "languages", default=None, help="Keep only these languages, e.g. zh,en.")
+@click.option("--normalize", default="NFKC", show_default=True, type=click.Choice(["NFKC", "NFC", "none"]))
+@click.option("--on-error", type=click.Choice(["fail", "skip"]), default="fail", show_default=True)
+@click.option("-q", "--quiet", is_flag=True)
+def clean(inp, out, fmt, pii, no_exact_dedup, no_near_dedup, threshold, min_tokens, max_tokens, model,
+          max_repeated_lines, max_repeated_chars, max_symbols, languages, normalize, on_error, quiet):
+    """Clean IN into OUT: normalise, mask PII, filter, deduplicate. Rejects go to OUT.rejects.jsonl."""
+    from xuetu.data.clean import CleanArgs, clean as run_clean
+
+    args = CleanArgs(normalize=normalize, pii=pii, exact_dedup=not no_exact_dedup, near_dedup=not no_near_dedup,
+                     threshold=threshold, min_tokens=min_tokens, max_tokens=max_tokens, tokenizer=model,
+                     max_repeated_lines=max_repeated_lines, max_repeated_chars=max_repeated_chars,
+                     max_symbols=max_symbols, to=fmt, on_error=on_error,
+                     languages=[x.strip() for x in languages.split(",")] if languages else None)
+    s = run_clean(inp, out, args, progress=not quiet)
+    rate = f"{s.input / s.seconds:,.0f} records/s" if s.seconds else ""
+    click.echo(f"\n{'read':<20}{s.input:>8}\n{'kept':<20}{s.kept:>8}\n{'rejected':<20}{s.rejected_total:>8}")
+    for reason, n in s.rejected.most_common():
+        click.echo(f"  {reason:<18}{n:>8}")
+    if s.pii:
+        click.echo("masked: " + ", ".join(f"{k} {v}" for k, v in s.pii.most_common()))
+    click.echo(f"\nclean:   {s.output}\nrejects: {s.rejects}\n{rate}")
+
+
+@data.command()
+@click.argument("inp", type=click.Path(path_type=Path))
+@click.option("--model", default=None, help="Tokenizer to count with (default smollm2:135m).")
+@click.option("--context", type=int, default=None, help="Context length to compare against (default: the model's).")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
+              help="Folder for the plot and stats.json (default: ./<name>-stats).")
+@click.option("--json", "as_json", is_flag=True)
+def stats(inp, model, context, out_dir, as_json):
+    """Count records, turns, tokens, languages and duplicates; plot token lengths."""
+    import json
+
+    from xuetu import models
+    from xuetu.data.clean import load_tokenizer
+    from xuetu.data.stats import compute_stats, text_histogram, write_report
+    from xuetu.models.aliases import DEFAULT_MODEL
+    from xuetu.models.facts import describe
+
+    tokenizer = load_tokenizer(model)
+    if context is None:
+        context = describe(models.resolve(model or DEFAULT_MODEL)).context_length or 2048
+    result = compute_stats(inp, tokenizer, context, progress=not as_json)
+    out_dir = out_dir or Path(f"{Path(inp).stem}-stats")
+    png, path = write_report(result, out_dir, f"{Path(inp).name}: tokens per record")
+    if as_json:
+        click.echo(json.dumps({k: v for k, v in result.items() if k != "lengths"}, indent=2, ensure_ascii=False))
+        return
+    t = result["tokens"]
+    click.echo(f"records      {result['records']}  (malformed {result['malformed']}; formats "
+               + ", ".join(f"{k} {v}" for k, v in result["formats"].items()) + ")")
+    click.echo(f"turns        {result['turns']['total']} (mean {result['turns']['mean']} per record)")
+    click.echo(f"tokens       total {t['total']:,}  mean {t['mean']}  median {t['median']}  p95 {t['p95']}  max {t['max']}")
+    click.echo("languages    " + ", ".join(f"{k} {v:.0%}" for k, v in result["languages"].items())
+               + f"  (of {result['languages_sampled']} sampled)")
+    d = result["duplicates"]
+    click.echo(f"duplicates   exact {d['exact']}, near {d['near']} (similarity >= {d['threshold']})")
+    click.echo(f"too long     {result['longer_than_context']:.1%} of records exceed {context} tokens")
+    click.echo("\n" + text_histogram(result["lengths"]))
+    click.echo(f"\nplot:  {png}\nstats: {path}")
+
+
+@data.command()
+@click.argument("inp", type=click.Path(path_type=Path))
+@click.option("--val", default=0.1, show_default=True)
+@click.option("--test", default=0.1, show_default=True)
+@click.option("--seed", default=42, show_default=True)
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None, help="Default: ./<name>-split")
+def split(inp, val, test, seed, out_dir):
+    """Split IN into train/val/test JSONL; near duplicates never straddle two splits."""
+    from xuetu.data.split import split as run_split
+
+    out_dir = out_dir or Path(f"{Path(inp).stem}-split")
+    counts = run_split(inp, out_dir, val=val, test=test, seed=seed)
+    click.echo(f"train {counts['train']}, val {counts['val']}, test {counts['test']} "
+               f"({counts['groups']} groups of near duplicates kept together) in {out_dir}/")
+
+
+COMMANDS = [data]

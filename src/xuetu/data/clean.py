@@ -1,0 +1,346 @@
+"""`xuetu data clean`: normalise, mask PII, filter and deduplicate a dataset, streaming.
+
+Records flow in batches. The per-record work (parse, normalise, mask, quality checks, hashing,
+MinHash signatures) runs in worker processes, one batch each; the main process takes the results
+in input order and does what depends on order: exact and near-duplicate decisions and writing.
+Every input record ends up in the output or in the rejects file with its reason, so
+input = kept + rejected, always. Outputs appear only when the run succeeds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections import Counter, deque
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import orjson
+from tqdm.auto import tqdm
+
+from xuetu.data import formats
+from xuetu.data.normalize import normalize
+from xuetu.data.quality import repeated_char_ratios, repeated_line_ratio, symbol_ratio
+from xuetu.data.readers import read
+from xuetu.data.writer import JsonlWriter
+from xuetu.errors import XuetuError
+
+BATCH = 2048
+
+
+@dataclass
+class CleanArgs:
+    normalize: str = "NFKC"
+    """Unicode normal form (NFKC turns full-width letters, digits and punctuation half-width), or "none"."""
+    pii: bool = False
+    """Mask e-mails, phone numbers, ID and bank card numbers and IP addresses."""
+    exact_dedup: bool = True
+    near_dedup: bool = True
+    """MinHash LSH over character 5-grams, so it works for Chinese too."""
+    threshold: float = 0.8
+    """Estimated Jaccard similarity at which two records count as near duplicates."""
+    num_perm: int = 128
+    min_tokens: int | None = None
+    max_tokens: int | None = None
+    tokenizer: str | None = None
+    """Model whose tokenizer counts tokens for the length bounds (default: the embedded smollm2:135m)."""
+    max_repeated_lines: float = 0.3
+    max_repeated_chars: float = 0.3
+    max_symbols: float = 0.25
+    languages: list[str] | None = None
+    """Keep only these languages (ISO codes such as zh, en); None keeps all."""
+    to: str | None = None
+    """Output format; by default each record keeps its own."""
+    on_error: str = "fail"
+    """What a malformed record does: "fail" stops the run, "skip" rejects it and goes on."""
+    workers: int = 0
+    """Worker processes; 0 means one per CPU core (none for small inputs)."""
+
+    def __post_init__(self):
+        if self.on_error not in ("fail", "skip"):
+            raise XuetuError("--on-error must be fail or skip")
+        if not 0 < self.threshold <= 1:
+            raise XuetuError("the near-duplicate threshold must be in (0, 1]")
+        if self.to is not None and self.to not in formats.FORMATS:
+            raise XuetuError(f"unknown format {self.to!r}; choose one of {', '.join(formats.FORMATS)}")
+        if self.normalize not in ("NFKC", "NFC", "none"):
+            raise XuetuError("normalize must be NFKC, NFC or none")
+
+
+@dataclass
+class Summary:
+    input: int = 0
+    kept: int = 0
+    rejected: Counter = field(default_factory=Counter)
+    pii: Counter = field(default_factory=Counter)
+    seconds: float = 0.0
+    output: str = ""
+    rejects: str = ""
+
+    @property
+    def rejected_total(self) -> int:
+        return sum(self.rejected.values())
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.update(rejected=dict(self.rejected), pii=dict(self.pii), rejected_total=self.rejected_total,
+                 records_per_second=round(self.input / self.seconds, 1) if self.seconds else None)
+        return d
+
+
+class _Reject(Exception):
+    def __init__(self, reason: str, detail: str = ""):
+        self.reason, self.detail = reason, detail
+
+
+@dataclass
+class BatchResult:
+    """What a worker hands back for one batch, in input order."""
+
+    sources: list[str]
+    originals: list  # the input object, or the raw text of a malformed item
+    outcomes: list  # (reason, detail) for a reject, or (exact_key, output_bytes) for a survivor
+    signatures: object  # (n_survivors, num_perm) uint32, or None
+    pii: Counter
+
+
+# -- the per-batch work (runs in worker processes) -----------------------------------------------
+
+_checker = None
+
+
+def _get_checker(args: CleanArgs) -> "RecordChecker":
+    global _checker
+    if _checker is None or _checker.args is not args and _checker.args != args:
+        _checker = RecordChecker(args)
+    return _checker
+
+
+def process_batch(args: CleanArgs, items: list) -> BatchResult:
+    return _get_checker(args).run(items)
+
+
+class RecordChecker:
+    """Everything about a record that does not depend on the records before it."""
+
+    def __init__(self, args: CleanArgs):
+        self.args = args
+        self.hasher = None
+        if args.near_dedup:
+            from xuetu.data.minhash import MinHasher
+
+            self.hasher = MinHasher(args.num_perm)
+        self.tokenizer = None
+        if args.min_tokens is not None or args.max_tokens is not None:
+            self.tokenizer = load_tokenizer(args.tokenizer)
+
+    def prepare(self, item, pii: Counter):
+        if item.error:
+            raise _Reject("malformed", item.error)
+        try:
+            record = formats.to_record(item.obj, {"source": item.source})
+        except formats.FormatError as e:
+            raise _Reject("malformed", str(e))
+        form = self.args.normalize
+        record = record.map_text(lambda t: normalize(t, form))
+        if self.args.pii:
+            from xuetu.data.pii import mask_pii
+
+            record = record.map_text(lambda t: mask_pii(t, pii))
+        text = record.joined()
+        if not text.strip():
+            raise _Reject("empty")
+        if not record.is_text:
+            if not any(m["role"] == "user" and m["content"] for m in record.messages):
+                raise _Reject("no_question", "no non-empty user turn")
+            if not record.messages or record.messages[-1]["role"] != "assistant" or not record.messages[-1]["content"]:
+                raise _Reject("no_answer", "the conversation does not end with a non-empty answer")
+        for name, measure, limit in (("repeated_lines", repeated_line_ratio, self.args.max_repeated_lines),
+                                     ("symbols", symbol_ratio, self.args.max_symbols)):
+            value = measure(text)
+            if value > limit:
+                raise _Reject(name, f"{value:.2f} > {limit}")
+        if self.args.languages:
+            from xuetu.data.language import detect_language
+
+            lang = detect_language(text)
+            if lang not in self.args.languages:
+                raise _Reject("language", lang)
+        try:
+            out = formats.from_record(record, self.args.to or record.meta["format"])
+        except formats.FormatError as e:
+            raise _Reject("unconvertible", str(e))
+        return text, out
+
+    def run(self, items: list) -> BatchResult:
+        pii: Counter = Counter()
+        prepared = []
+        for item in items:
+            try:
+                prepared.append(self.prepare(item, pii))
+            except _Reject as r:
+                prepared.append(r)
+        live = [i for i, p in enumerate(prepared) if not isinstance(p, _Reject)]
+        for i, value in zip(live, repeated_char_ratios([prepared[i][0] for i in live])):
+            if value > self.args.max_repeated_chars:
+                prepared[i] = _Reject("repeated_chars", f"{value:.2f} > {self.args.max_repeated_chars}")
+        self._check_length(prepared)
+        live = [i for i, p in enumerate(prepared) if not isinstance(p, _Reject)]
+        texts = [prepared[i][0] for i in live]
+        signatures = self.hasher.signatures(texts) if self.hasher is not None and texts else None
+        outcomes = []
+        for p in prepared:
+            if isinstance(p, _Reject):
+                outcomes.append((p.reason, p.detail))
+            else:
+                key = hashlib.blake2b(p[0].encode(), digest_size=8).digest()
+                outcomes.append((key, orjson.dumps(p[1], option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS)))
+        return BatchResult([it.source for it in items], [it.obj if it.error is None else it.raw for it in items],
+                           outcomes, signatures, pii)
+
+    def _check_length(self, prepared: list) -> None:
+        """Token-length bounds (tokenised together: the fast tokenizer is parallel)."""
+        live = [i for i, p in enumerate(prepared) if not isinstance(p, _Reject)]
+        if self.tokenizer is None or not live:
+            return
+        lengths = [len(ids) for ids in self.tokenizer([prepared[i][0] for i in live],
+                                                      add_special_tokens=False)["input_ids"]]
+        for i, n in zip(live, lengths):
+            if self.args.min_tokens is not None and n < self.args.min_tokens:
+                prepared[i] = _Reject("too_short", f"{n} tokens < {self.args.min_tokens}")
+            elif self.args.max_tokens is not None and n > self.args.max_tokens:
+                prepared[i] = _Reject("too_long", f"{n} tokens > {self.args.max_tokens}")
+
+
+def load_tokenizer(name: str | None):
+    from transformers import AutoTokenizer
+
+    from xuetu import models
+    from xuetu.models.aliases import DEFAULT_MODEL
+
+    ref = models.resolve(name or DEFAULT_MODEL, pull_missing=True, progress=False)
+    holder = models.resolve(ref.base) if ref.base else ref
+    if holder.hf_dir is None:
+        raise XuetuError(f"{ref.name} has no Hugging Face tokenizer files")
+    return AutoTokenizer.from_pretrained(holder.hf_dir)
+
+
+# -- the ordered part (main process) -------------------------------------------------------------
+
+class Deduper:
+    def __init__(self, args: CleanArgs):
+        self.exact = args.exact_dedup
+        self.seen: dict[bytes, str] = {}
+        self.index = None
+        if args.near_dedup:
+            from xuetu.data.minhash import LSHIndex
+
+            self.index = LSHIndex(args.threshold, args.num_perm)
+
+    def check(self, key: bytes, sig, source: str) -> None:
+        if self.exact and key in self.seen:
+            raise _Reject("exact_duplicate", f"same as {self.seen[key]}")
+        if self.index is not None:
+            hit = self.index.query(sig)
+            if hit is not None:
+                raise _Reject("near_duplicate", f"{hit[1]:.2f} similar to {hit[0]}")
+            self.index.insert(source, sig)
+        if self.exact:
+            self.seen[key] = source
+
+
+def _batches(inp: Path):
+    batch = []
+    for item in read(inp):
+        batch.append(item)
+        if len(batch) == BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def default_outputs(out: Path) -> tuple[Path, Path]:
+    stem = out.name[: -len(out.suffix)] if out.suffix else out.name
+    return out.with_name(stem + ".rejects.jsonl"), out.with_name(stem + ".summary.json")
+
+
+def clean(inp: Path, out: Path, args: CleanArgs | None = None, progress: bool = True) -> Summary:
+    args = args or CleanArgs()
+    inp, out = Path(inp), Path(out)
+    if out.resolve() == inp.resolve():
+        raise XuetuError("the output would overwrite the input", "Write the cleaned data to a new file.")
+    rejects_path, summary_path = default_outputs(out)
+    summary = Summary(output=str(out), rejects=str(rejects_path))
+    start = time.perf_counter()
+    workers = args.workers or min(os.cpu_count() or 1, 8)
+    small = not args.workers and inp.is_file() and inp.stat().st_size < 4 << 20  # a pool costs more than it saves
+    pool = ProcessPoolExecutor(workers) if workers > 1 and not small else None
+    kept, rejects = JsonlWriter(out), JsonlWriter(rejects_path)
+    dedup = Deduper(args)
+    bar = tqdm(desc="cleaning", unit=" records", disable=not progress, mininterval=0.5)
+    try:
+        if pool is None:
+            results = (process_batch(args, b) for b in _batches(inp))
+        else:
+            results = _ordered(pool, args, _batches(inp), ahead=2 * workers)
+        for result in results:
+            _absorb(result, args, dedup, kept, rejects, summary)
+            bar.update(len(result.sources))
+    except BaseException:
+        kept.abort()
+        rejects.abort()
+        raise
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    summary.seconds = time.perf_counter() - start
+    assert summary.input == summary.kept + summary.rejected_total  # every record is accounted for
+    rejects.commit()
+    summary_path.write_bytes(orjson.dumps(summary.to_dict(), option=orjson.OPT_INDENT_2))
+    if summary.kept == 0:
+        kept.abort()
+        raise XuetuError(f"no record survived cleaning ({summary.input} read, all rejected)",
+                         f"See why in {rejects_path}; loosen the filters if they are too strict.")
+    kept.commit()
+    return summary
+
+
+def _ordered(pool, args, batches, ahead: int):
+    """Results of process_batch in input order, with at most `ahead` batches in flight (bounded memory)."""
+    pending = deque()
+    for batch in batches:
+        pending.append(pool.submit(process_batch, args, batch))
+        if len(pending) >= ahead:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
+def _absorb(result: BatchResult, args: CleanArgs, dedup: Deduper, kept: JsonlWriter, rejects: JsonlWriter,
+            summary: Summary) -> None:
+    summary.pii.update(result.pii)
+    survivor = 0
+    for source, original, outcome in zip(result.sources, result.originals, result.outcomes):
+        summary.input += 1
+        first, second = outcome
+        if isinstance(first, str):  # rejected by the worker
+            if first == "malformed" and args.on_error == "fail":
+                raise XuetuError(f"{source}: {second}",
+                                 "Fix the record, or pass --on-error skip to reject bad records and go on.")
+            reason, detail = first, second
+        else:
+            sig = result.signatures[survivor] if result.signatures is not None else None
+            survivor += 1
+            try:
+                dedup.check(first, sig, source)
+                kept.write_raw(second)
+                summary.kept += 1
+                continue
+            except _Reject as r:
+                reason, detail = r.reason, r.detail
+        summary.rejected[reason] += 1
+        rejects.write({"reason": reason, "detail": detail, "source": source, "record": original})

@@ -1,0 +1,70 @@
+"""`xuetu data split`: a deterministic train/val/test split in which near duplicates stay together,
+so no question leaks from training into evaluation in slightly different words."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from pathlib import Path
+
+from xuetu.data import formats
+from xuetu.data.minhash import LSHIndex, MinHasher
+from xuetu.data.normalize import normalize
+from xuetu.data.readers import read
+from xuetu.data.writer import JsonlWriter
+from xuetu.errors import XuetuError
+
+
+def _find(parent: list[int], i: int) -> int:
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]
+        i = parent[i]
+    return i
+
+
+def split(inp: Path, out_dir: Path, val: float = 0.1, test: float = 0.1, seed: int = 42,
+          threshold: float = 0.8) -> dict[str, int]:
+    if val < 0 or test < 0 or val + test >= 1:
+        raise XuetuError("--val and --test must be >= 0 and leave something to train on")
+    items = []
+    for item in read(Path(inp)):
+        if item.error:
+            raise XuetuError(f"{item.source}: {item.error}", "Run `xuetu data clean --on-error skip` first.")
+        try:
+            text = normalize(formats.to_record(item.obj, {"source": item.source}).joined())
+            items.append((item.obj, text))
+        except formats.FormatError as e:
+            raise XuetuError(f"{item.source}: {e}") from None
+    if not items:
+        raise XuetuError(f"{inp} holds no records")
+    parent = list(range(len(items)))
+    hasher, index = MinHasher(), LSHIndex(threshold)
+    exact: dict[bytes, int] = {}
+    for i, (_, text) in enumerate(items):
+        key = hashlib.blake2b(text.encode(), digest_size=8).digest()
+        if key in exact:
+            parent[_find(parent, i)] = _find(parent, exact[key])
+            continue
+        exact[key] = i
+        sig = hasher.signature(text)
+        for j in index.query_all(sig):
+            parent[_find(parent, i)] = _find(parent, index.ids[j])
+        index.insert(i, sig)
+    groups: dict[int, list[int]] = {}
+    for i in range(len(items)):
+        groups.setdefault(_find(parent, i), []).append(i)
+    order = sorted(groups)  # by first member: independent of hash seeds
+    random.Random(seed).shuffle(order)
+    n = len(items)
+    targets = {"test": round(n * test), "val": round(n * val)}
+    assignment: dict[str, list[int]] = {"train": [], "val": [], "test": []}
+    for root in order:
+        members = groups[root]
+        part = next((p for p in ("test", "val") if len(assignment[p]) < targets[p]), "train")
+        assignment[part].extend(members)
+    out_dir = Path(out_dir)
+    for part, members in assignment.items():
+        with JsonlWriter(out_dir / f"{part}.jsonl") as w:
+            for i in sorted(members):
+                w.write(items[i][0])
+    return {part: len(members) for part, members in assignment.items()} | {"groups": len(groups)}
