@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from xuetu.data import formats
 from xuetu.data.normalize import normalize
-from xuetu.data.quality import repeated_char_ratios, repeated_line_ratio, symbol_ratio
+from xuetu.data.quality import repeated_char_ratios, repeated_line_ratio, symbol_ratios
 from xuetu.data.readers import read
 from xuetu.data.writer import JsonlWriter
 from xuetu.errors import XuetuError
@@ -137,6 +137,7 @@ class RecordChecker:
             self.tokenizer = load_tokenizer(args.tokenizer)
 
     def prepare(self, item, pii: Counter):
+        item.parse()
         if item.error:
             raise _Reject("malformed", item.error)
         try:
@@ -157,11 +158,9 @@ class RecordChecker:
                 raise _Reject("no_question", "no non-empty user turn")
             if not record.messages or record.messages[-1]["role"] != "assistant" or not record.messages[-1]["content"]:
                 raise _Reject("no_answer", "the conversation does not end with a non-empty answer")
-        for name, measure, limit in (("repeated_lines", repeated_line_ratio, self.args.max_repeated_lines),
-                                     ("symbols", symbol_ratio, self.args.max_symbols)):
-            value = measure(text)
-            if value > limit:
-                raise _Reject(name, f"{value:.2f} > {limit}")
+        value = repeated_line_ratio(text)
+        if value > self.args.max_repeated_lines:
+            raise _Reject("repeated_lines", f"{value:.2f} > {self.args.max_repeated_lines}")
         if self.args.languages:
             from xuetu.data.language import detect_language
 
@@ -183,9 +182,12 @@ class RecordChecker:
             except _Reject as r:
                 prepared.append(r)
         live = [i for i, p in enumerate(prepared) if not isinstance(p, _Reject)]
-        for i, value in zip(live, repeated_char_ratios([prepared[i][0] for i in live])):
-            if value > self.args.max_repeated_chars:
-                prepared[i] = _Reject("repeated_chars", f"{value:.2f} > {self.args.max_repeated_chars}")
+        texts = [prepared[i][0] for i in live]
+        for i, rep, sym in zip(live, repeated_char_ratios(texts), symbol_ratios(texts)):
+            if rep > self.args.max_repeated_chars:
+                prepared[i] = _Reject("repeated_chars", f"{rep:.2f} > {self.args.max_repeated_chars}")
+            elif sym > self.args.max_symbols:
+                prepared[i] = _Reject("symbols", f"{sym:.2f} > {self.args.max_symbols}")
         self._check_length(prepared)
         live = [i for i, p in enumerate(prepared) if not isinstance(p, _Reject)]
         texts = [prepared[i][0] for i in live]
@@ -253,7 +255,7 @@ class Deduper:
 
 def _batches(inp: Path):
     batch = []
-    for item in read(inp):
+    for item in read(inp, lazy=True):
         batch.append(item)
         if len(batch) == BATCH:
             yield batch

@@ -12,7 +12,8 @@ _BLOCK = re.compile(r"<\s*(br|/p|/div|/li|/h[1-6]|/tr)\s*/?>", re.I)
 # C0/C1 controls except tab and newline, zero-width characters and the BOM, deleted by str.translate
 _CONTROL = dict.fromkeys([*range(0x00, 0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0), 0x200B, 0x200C, 0x200D,
                           0x2060, 0xFEFF])
-_SPACES = re.compile(r"[ \t\u3000\u00a0]+")
+_CONTROL_HINT = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200d\u2060\ufeff]")
+_SPACES = re.compile(r"[ \t\u3000\u00a0]{2,}|[\t\u3000\u00a0]")
 _BLANK_LINES = re.compile(r"\n{3,}")
 
 
@@ -32,7 +33,9 @@ def normalize(text: str, form: str = "NFKC") -> str:
         text = unicodedata.normalize(form, text)
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
-    text = _SPACES.sub(" ", text.translate(_CONTROL))
+    if _CONTROL_HINT.search(text):
+        text = text.translate(_CONTROL)
+    text = _SPACES.sub(" ", text)
     if "\n" in text:
         text = _BLANK_LINES.sub("\n\n", "\n".join(line.strip() for line in text.split("\n")))
     return text.strip()

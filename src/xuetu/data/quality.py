@@ -16,28 +16,44 @@ MIN_REPEAT_LEN = 4 * REPEAT_NGRAM
 _EVERYDAY = set(",.;:!?'\"()[]-—…、，。；：！？“”‘’（）《》【】·/%")
 
 
-def _symbol_table() -> dict[int, None]:
-    """A str.translate table deleting every symbol (S*) and unusual punctuation (P*) code point."""
-    table = {}
-    for cp in range(sys.maxunicode + 1):
-        if 0xD800 <= cp <= 0xDFFF:
-            continue
-        cat = unicodedata.category(chr(cp))
-        if cat[0] in "SP" and chr(cp) not in _EVERYDAY:
-            table[cp] = None
-    return table
+_IS_SYMBOL: np.ndarray | None = None
 
 
-_SYMBOLS: dict[int, None] | None = None
+def _symbol_lookup() -> np.ndarray:
+    """(0x110001,) bool: True for symbols (S*) and unusual punctuation (P*); the last slot is padding."""
+    global _IS_SYMBOL
+    if _IS_SYMBOL is None:
+        table = np.zeros(sys.maxunicode + 2, dtype=bool)
+        for cp in range(sys.maxunicode + 1):
+            if 0xD800 <= cp <= 0xDFFF:
+                continue
+            ch = chr(cp)
+            if unicodedata.category(ch)[0] in "SP" and ch not in _EVERYDAY:
+                table[cp] = True
+        _IS_SYMBOL = table
+    return _IS_SYMBOL
+
+
+def symbol_ratios(texts: list[str]) -> np.ndarray:
+    """Share of visible characters that are symbols, per text: high for '@@@@ #### $$$$' noise."""
+    out = np.zeros(len(texts))
+    if not texts:
+        return out
+    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+    codes = np.frombuffer("".join(texts).encode("utf-32-le"), dtype=np.uint32)
+    if codes.size == 0:
+        return out
+    starts = np.r_[0, np.cumsum(lengths)[:-1]]
+    nonempty = lengths > 0
+    symbols = np.add.reduceat(_symbol_lookup()[codes].astype(np.int64), starts[nonempty])
+    spaces = np.add.reduceat(((codes == 32) | (codes == 10) | (codes == 9)).astype(np.int64), starts[nonempty])
+    visible = lengths[nonempty] - spaces
+    out[nonempty] = np.where(visible > 0, symbols / np.maximum(visible, 1), 0.0)
+    return out
 
 
 def symbol_ratio(text: str) -> float:
-    """Share of visible characters that are symbols: high for '@@@@ #### $$$$' noise."""
-    global _SYMBOLS
-    if _SYMBOLS is None:
-        _SYMBOLS = _symbol_table()
-    visible = len(text) - text.count(" ") - text.count("\n") - text.count("\t")
-    return (len(text) - len(text.translate(_SYMBOLS))) / visible if visible > 0 else 0.0
+    return float(symbol_ratios([text])[0])
 
 
 def repeated_line_ratio(text: str) -> float:

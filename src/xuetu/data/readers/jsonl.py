@@ -10,10 +10,16 @@ from xuetu.data.encoding import open_text
 from xuetu.data.readers import Item
 
 
-def read(path: Path):
+LAZY = True  # can hand over raw lines for parsing elsewhere
+
+
+def read(path: Path, lazy: bool = False):
     with open_text(path) as f:
         for n, line in enumerate(f, 1):
             if not line.strip():
+                continue
+            if lazy:
+                yield Item(f"{path.name}:{n}", raw=line.rstrip("\n"))
                 continue
             try:
                 yield Item(f"{path.name}:{n}", orjson.loads(line))
