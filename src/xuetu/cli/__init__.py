@@ -43,9 +43,9 @@ def main():
 
 
 def _register():
-    from xuetu.cli import chat, data, models, serve
+    from xuetu.cli import chat, data, models, serve, train
 
-    for module in (models, chat, serve, data):
+    for module in (models, chat, serve, data, train):
         for command in module.COMMANDS:
             main.add_command(command)
 

@@ -46,7 +46,10 @@ class TransformersEngine:
         src, extra = (base.hf_dir, {}) if base.hf_dir else (base.gguf_file.parent, {"gguf_file": base.gguf_file.name})
         hf_logging.disable_progress_bar()
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(src, **extra)
+            tok_src, tok_extra = src, extra
+            if ref.adapter_dir is not None and (ref.adapter_dir / "tokenizer_config.json").is_file():
+                tok_src, tok_extra = ref.adapter_dir, {}  # an adapter trained with a fallback chat template
+            self.tokenizer = AutoTokenizer.from_pretrained(tok_src, **tok_extra)
             model = AutoModelForCausalLM.from_pretrained(src, dtype=self.dtype, **extra)
             if ref.adapter_dir is not None:
                 from peft import PeftModel
@@ -102,6 +105,9 @@ class TransformersEngine:
 
         opts = options or GenerateOptions.build(self.ref.params)
         ids = self.encode(prompt)
+        if self.ref.prompt_learning:
+            yield from self._generate_prompt_learning(ids, opts)
+            return
         seq = self.new_sequence(ids, opts)
         with torch.inference_mode():
             step_ids = torch.tensor([ids], device=self.device)  # (1, T)
@@ -114,6 +120,78 @@ class TransformersEngine:
                 if chunk is not None:
                     yield chunk
                 step_ids = torch.tensor([[token]], device=self.device)  # (1, 1)
+
+    def _generate_prompt_learning(self, ids: list[int], opts: GenerateOptions) -> Iterator[Chunk]:
+        """Prompt/prefix tuning adapters add virtual tokens inside PEFT's forward, so their decoding goes
+        through PEFT's own generate (on a thread, streaming token by token)."""
+        import queue
+        import threading
+
+        import torch
+        from transformers import StoppingCriteria, StoppingCriteriaList
+
+        import warnings
+
+        warnings.filterwarnings("ignore", message="Position ids are not supported for parameter efficient tuning.*")
+        if opts.format is not None:
+            raise XuetuError("JSON output is not available for prompt- or prefix-tuned models",
+                             "Use a LoRA adapter or the base model for constrained JSON.")
+        seq = self.new_sequence(ids, opts)
+        tokens: queue.Queue = queue.Queue()
+        stop = threading.Event()
+
+        class Streamer:
+            first = True
+
+            def put(self, value):
+                if self.first:  # generate hands over the prompt first
+                    self.first = False
+                    return
+                for t in value.reshape(-1).tolist():
+                    tokens.put(t)
+
+            def end(self):
+                tokens.put(None)
+
+        class Stop(StoppingCriteria):
+            def __call__(self, input_ids, scores, **kw):
+                return torch.full((input_ids.shape[0],), stop.is_set(), dtype=torch.bool, device=input_ids.device)
+
+        if opts.seed is not None:
+            torch.manual_seed(opts.seed)
+        sampling = {"do_sample": True, "temperature": opts.temperature, "top_k": opts.top_k or None,
+                    "top_p": opts.top_p} if opts.temperature > 0 else {"do_sample": False}
+        inputs = torch.tensor([ids], device=self.device)
+        errors = []
+
+        def work():
+            try:
+                with torch.inference_mode():
+                    self.model.generate(input_ids=inputs, attention_mask=torch.ones_like(inputs),
+                                        max_new_tokens=seq.budget, repetition_penalty=opts.repeat_penalty,
+                                        eos_token_id=sorted(self.stop_ids), pad_token_id=sorted(self.stop_ids)[0],
+                                        streamer=Streamer(), stopping_criteria=StoppingCriteriaList([Stop()]),
+                                        **sampling)
+            except Exception as e:
+                errors.append(e)
+                tokens.put(None)
+
+        thread = threading.Thread(target=work, daemon=True)
+        thread.start()
+        try:
+            for token in iter(tokens.get, None):
+                chunk = seq.advance(token)
+                if chunk is not None:
+                    yield chunk
+                if seq.done:
+                    return
+            if errors:
+                raise errors[0]
+            if not seq.done:  # generate stopped on an end token it did not hand over, or the budget
+                yield seq._finish("stop" if len(seq.out) < seq.budget else "length", seq.stream.flush(seq.text))
+        finally:
+            stop.set()
+            thread.join(timeout=60)
 
     def info(self) -> dict:
         return {"engine": self.name, "model": self.ref.name, "device": self.device,

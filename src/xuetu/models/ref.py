@@ -34,6 +34,21 @@ class ModelRef:
         return self._fmt("adapter")
 
     @property
+    def adapter_type(self) -> str | None:
+        """PEFT type of the adapter (LORA, PROMPT_TUNING, PREFIX_TUNING, …), or None."""
+        import json
+
+        cfg = self.adapter_dir / "adapter_config.json" if self.adapter_dir else None
+        if cfg is None or not cfg.is_file():
+            return None
+        return json.loads(cfg.read_text(encoding="utf-8")).get("peft_type")
+
+    @property
+    def prompt_learning(self) -> bool:
+        """Prompt or prefix tuning: virtual tokens, which PEFT's own generate must handle."""
+        return self.adapter_type in ("PROMPT_TUNING", "PREFIX_TUNING", "P_TUNING")
+
+    @property
     def base(self) -> str | None:
         return self.manifest.get("base")
 

@@ -94,6 +94,8 @@ class ModelManager:
         if ref.kind == "embedding":
             return (ref.name, "sentence-transformers"), ref
         if ref.adapter_dir is not None:
+            if ref.prompt_learning:  # virtual tokens cannot share a LoRA batch: its own serial runner
+                return (ref.name, "transformers-serial"), ref
             base = self.resolve(ref.base)
             return (base.name, "transformers"), base
         try:
@@ -139,6 +141,8 @@ class ModelManager:
             except XuetuError as e:
                 raise ApiError(500, f"loading {ref.name} failed: {e.message}", type="server_error")
         lease = Lease(self, loaded, ref, keep, time.perf_counter() - started)
+        if ref.prompt_learning:
+            lease.adapter = None  # built into its own engine
         if lease.adapter is not None:
             try:
                 await asyncio.to_thread(loaded.runner.add_adapter, ref.name, str(ref.adapter_dir))
@@ -214,7 +218,7 @@ class ModelManager:
             emb = SentenceEmbedder(holder)
             size = sum(p.numel() * p.element_size() for p in emb.model.parameters())
             return emb, emb, size
-        eng = engines.load(holder, engine=engine)
+        eng = engines.load(holder, engine="transformers" if engine == "transformers-serial" else engine)
         if engine == "transformers":
             from xuetu.serve.batching import BatchRunner
 

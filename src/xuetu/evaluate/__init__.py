@@ -1,0 +1,1 @@
+"""Evaluation: metrics now; comparisons, judges and reports grow here."""

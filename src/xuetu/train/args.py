@@ -1,0 +1,251 @@
+"""Typed training configs. YAML recipes mirror these classes; `--set key=value` (dotted for nested
+fields, e.g. lora.r=8) overrides them; everything is validated when loaded."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from xuetu.errors import XuetuError
+
+
+@dataclass
+class LoraArgs:
+    r: int = 16
+    """Rank of the low-rank update matrices."""
+    alpha: int = 32
+    """Scale of the update (alpha / r multiplies it)."""
+    dropout: float = 0.05
+    target_modules: str | list[str] = "all-linear"
+    """Which linear layers get adapters: "all-linear" or a list such as [q_proj, v_proj]."""
+
+    def __post_init__(self):
+        if isinstance(self.target_modules, str) and "," in self.target_modules:
+            self.target_modules = [m.strip() for m in self.target_modules.split(",") if m.strip()]
+        if self.r < 1 or self.alpha <= 0 or not 0 <= self.dropout < 1:
+            raise XuetuError("lora.r must be >= 1, lora.alpha > 0 and lora.dropout in [0, 1)")
+
+
+@dataclass
+class PromptArgs:
+    num_virtual_tokens: int = 20
+    """Learned soft-prompt (or prefix) length, in tokens."""
+    init_text: str | None = None
+    """Prompt tuning only: initialise the soft prompt from this text instead of at random."""
+
+
+@dataclass
+class TrainArgs:
+    model: str = "smollm2:135m"
+    """Base model: a store name or alias."""
+    data: str = ""
+    """Training data: any file or folder `xuetu data` reads."""
+    method: str = "lora"
+    """lora, qlora, full, prompt-tuning or prefix-tuning."""
+    out: str | None = None
+    """Name of the new model in the store (default: <model>-<method>)."""
+    val_data: str | None = None
+    """Validation data; by default `val_fraction` of the training data is held out."""
+    val_fraction: float = 0.1
+    max_length: int = 1024
+    """Longest sequence in tokens; longer examples are truncated or dropped (see `truncation`)."""
+    truncation: str = "truncate"
+    """truncate or drop."""
+    pack: bool = True
+    """Pack several examples into each sequence (attention never crosses between them)."""
+    epochs: float = 3.0
+    max_steps: int | None = None
+    """Stop after this many optimizer steps (overrides epochs)."""
+    batch_size: int = 4
+    """Sequences per micro-batch (per device)."""
+    grad_accum: int = 1
+    lr: float = 2e-4
+    weight_decay: float = 0.0
+    warmup: float = 0.05
+    """Warm-up as a fraction of all steps (or a step count when >= 1)."""
+    schedule: str = "cosine"
+    """cosine, linear or constant (after warm-up)."""
+    max_grad_norm: float = 1.0
+    seed: int = 42
+    precision: str = "auto"
+    """auto (bf16 on a GPU that has it, else fp16 on GPU, fp32 on CPU), fp32, bf16 or fp16."""
+    gradient_checkpointing: bool = False
+    eval_every: int = 0
+    """Validate every N optimizer steps; 0 means once per epoch."""
+    save_every: int = 50
+    """Checkpoint every N optimizer steps (and always at the end)."""
+    early_stopping: int = 0
+    """Stop after this many validations without improvement; 0 turns it off."""
+    system_prompt: str | None = None
+    """Added to records that have no system prompt."""
+    evaluate: bool = True
+    """Compare base and tuned model on the validation split after training."""
+    eval_examples: int = 32
+    lora: LoraArgs = field(default_factory=LoraArgs)
+    prompt: PromptArgs = field(default_factory=PromptArgs)
+
+    def __post_init__(self):
+        choices = {"method": ["lora", "qlora", "full", "prompt-tuning", "prefix-tuning"],
+                   "truncation": ["truncate", "drop"], "schedule": ["cosine", "linear", "constant"],
+                   "precision": ["auto", "fp32", "bf16", "fp16"]}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise XuetuError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        positive = ["max_length", "batch_size", "grad_accum"]
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise XuetuError(f"{name} must be at least 1")
+        if self.lr <= 0 or self.epochs <= 0:
+            raise XuetuError("lr and epochs must be positive")
+        if not 0 <= self.val_fraction < 1:
+            raise XuetuError("val_fraction must be in [0, 1)")
+
+
+@dataclass
+class ModelShape:
+    """Architecture of a model trained from scratch (Llama- or Qwen2-style)."""
+
+    architecture: str = "llama"
+    """llama or qwen2."""
+    n_layer: int = 6
+    hidden: int = 256
+    n_head: int = 4
+    n_kv_head: int = 2
+    intermediate: int = 768
+    context: int = 256
+
+
+@dataclass
+class PretrainArgs:
+    data: str = ""
+    """A folder of .txt/.md files (or any file `xuetu data` reads) of raw text."""
+    tokenizer: str = "smollm2:135m"
+    """Reuse this model's tokenizer."""
+    out: str = "tiny:latest"
+    shape: ModelShape = field(default_factory=ModelShape)
+    block_size: int = 256
+    batch_size: int = 16
+    grad_accum: int = 1
+    lr: float = 3e-3
+    weight_decay: float = 0.1
+    warmup: float = 0.05
+    schedule: str = "cosine"
+    max_grad_norm: float = 1.0
+    epochs: float = 1.0
+    max_steps: int | None = None
+    val_fraction: float = 0.05
+    eval_every: int = 50
+    save_every: int = 100
+    seed: int = 42
+    precision: str = "auto"
+
+    def __post_init__(self):
+        if self.shape.architecture not in ("llama", "qwen2"):
+            raise XuetuError("shape.architecture must be llama or qwen2")
+        if self.shape.hidden % self.shape.n_head or self.shape.n_head % self.shape.n_kv_head:
+            raise XuetuError("shape.hidden must divide by n_head, and n_head by n_kv_head")
+        if self.block_size > self.shape.context:
+            raise XuetuError("block_size cannot exceed shape.context")
+
+
+def _coerce(value, annotation, where: str):
+    """Check (and gently convert) a value against a field's type annotation."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(value, a, where)
+            except XuetuError as e:
+                errors.append(e)
+        raise XuetuError(f"{where}: {value!r} does not fit {annotation}")
+    if origin is list:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list):
+            raise XuetuError(f"{where} must be a list, got {value!r}")
+        return [_coerce(v, args[0], where) for v in value] if args else value
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+            return value.lower() in ("true", "yes", "1")
+        raise XuetuError(f"{where} must be true or false, got {value!r}")
+    if annotation is int:
+        if isinstance(value, bool):
+            raise XuetuError(f"{where} must be an integer, got {value!r}")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            return int(value)
+        raise XuetuError(f"{where} must be an integer, got {value!r}")
+    if annotation is float:
+        if isinstance(value, bool):
+            raise XuetuError(f"{where} must be a number, got {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise XuetuError(f"{where} must be a number, got {value!r}") from None
+    if annotation is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise XuetuError(f"{where} must be a string, got {value!r}")
+    return value
+
+
+def build(cls, data: dict, where: str = ""):
+    """An instance of the dataclass `cls` from a plain dict, with unknown keys and wrong types refused."""
+    if not isinstance(data, dict):
+        raise XuetuError(f"{where or cls.__name__} must be a mapping")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise XuetuError(f"unknown setting {where + '.' if where else ''}{unknown[0]}",
+                         f"Known settings{' of ' + where if where else ''}: {', '.join(fields)}.")
+    kwargs = {}
+    for name, value in data.items():
+        key = f"{where}.{name}" if where else name
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            kwargs[name] = build(hint, value or {}, key)
+        else:
+            kwargs[name] = _coerce(value, hint, key)
+    return cls(**kwargs)
+
+
+def to_dict(obj) -> dict:
+    return dataclasses.asdict(obj)
+
+
+def load(cls, recipe: str | Path | None = None, overrides: list[str] | None = None, **given):
+    """Recipe YAML < explicit keyword arguments < `key=value` overrides."""
+    data: dict = {}
+    if recipe:
+        path = Path(recipe)
+        if not path.is_file():
+            raise XuetuError(f"recipe {path} not found", "See the recipes/ folder for examples.")
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as e:
+            raise XuetuError(f"{path} is not valid YAML: {e}") from None
+    data.update({k: v for k, v in given.items() if v is not None})
+    for item in overrides or []:
+        if "=" not in item:
+            raise XuetuError(f"--set takes key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        target = data
+        parts = key.strip().split(".")
+        for p in parts[:-1]:
+            target = target.setdefault(p, {})
+        target[parts[-1]] = yaml.safe_load(value) if value.strip() else value
+    return build(cls, data)
