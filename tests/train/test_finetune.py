@@ -33,7 +33,7 @@ def facts_file(path: Path, n: int = 40) -> Path:
 
 def quick(tmp_path, **kw) -> targs.TrainArgs:
     base = dict(model="tiny", data=str(facts_file(tmp_path / "facts.jsonl")), epochs=2, batch_size=2, lr=1e-3,
-                evaluate=False, save_every=2)
+                evaluate=False, save_every=2, min_steps=0)
     return targs.TrainArgs(**{**base, **kw})
 
 
@@ -150,7 +150,7 @@ def _cli(home, *args):
 def test_kill_9_then_resume_finishes_identically(tmp_path, tiny, xuetu_home):
     data = facts_file(tmp_path / "facts.jsonl", 120)
     common = ["finetune", "--model", "tiny", "--data", str(data), "--set", "epochs=3", "--set", "batch_size=1",
-              "--set", "max_length=64", "--set", "save_every=2", "--set", "evaluate=false", "--set", "lora.dropout=0.1"]
+              "--set", "max_length=64", "--set", "save_every=2", "--set", "evaluate=false", "--set", "lora.dropout=0.1", "--set", "min_steps=0"]
     clean = _cli(xuetu_home, *common, "--out", "straight")
     assert clean.wait(timeout=600) == 0, clean.stdout.read()
     proc = _cli(xuetu_home, *common, "--out", "killed")

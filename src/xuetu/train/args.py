@@ -63,7 +63,10 @@ class TrainArgs:
     batch_size: int = 4
     """Sequences per micro-batch (per device)."""
     grad_accum: int = 1
-    lr: float = 2e-4
+    min_steps: int = 40
+    """Small datasets get more epochs until training takes at least this many optimizer steps (0: off)."""
+    lr: float | None = None
+    """Peak learning rate; by default 5e-4 for LoRA/QLoRA, 2e-5 for full, 3e-2 prompt and 1e-2 prefix tuning."""
     weight_decay: float = 0.0
     warmup: float = 0.05
     """Warm-up as a fraction of all steps (or a step count when >= 1)."""
@@ -99,6 +102,8 @@ class TrainArgs:
         for name in positive:
             if getattr(self, name) < 1:
                 raise XuetuError(f"{name} must be at least 1")
+        if self.lr is None:
+            self.lr = {"lora": 5e-4, "qlora": 5e-4, "full": 2e-5, "prompt-tuning": 3e-2, "prefix-tuning": 1e-2}[self.method]
         if self.lr <= 0 or self.epochs <= 0:
             raise XuetuError("lr and epochs must be positive")
         if not 0 <= self.val_fraction < 1:

@@ -134,6 +134,12 @@ def finetune(args: TrainArgs, resume: bool = True, progress: bool = True) -> Res
         raise XuetuError(f"too little data for {world} processes: {len(seqs)} sequences")
     steps_per_epoch = math.ceil(per_rank / args.grad_accum)
     total_steps = args.max_steps or max(1, math.ceil(steps_per_epoch * args.epochs))
+    if not args.max_steps and total_steps < args.min_steps:
+        if main:
+            warn(f"{args.epochs:g} epochs of this data are only {total_steps} steps; training "
+                 f"{args.min_steps} steps ({args.min_steps / steps_per_epoch:.0f} epochs) so a small dataset is learnt "
+                 "(set min_steps=0 to turn this off)")
+        total_steps = args.min_steps
     scheduler = build_scheduler(optimizer, total_steps, args.warmup, args.schedule)
     loss_module, optimizer = accelerator.prepare(loss_module, optimizer)
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -224,7 +230,7 @@ def finetune(args: TrainArgs, resume: bool = True, progress: bool = True) -> Res
                 state["tokens"] += int(window_tokens)
                 elapsed = time.perf_counter() - tick
                 last_loss = window_loss
-                record = {"step": step, "epoch": state["epoch"], "loss": round(window_loss, 5),
+                record = {"step": step, "epoch": state["epoch"], "loss": round(window_loss, 5), "seconds": round(elapsed, 4),
                           "lr": scheduler.get_last_lr()[0], "grad_norm": round(float(grad_norm), 4),
                           "tokens": state["tokens"], "tokens_per_s": round(window_tokens * world / max(elapsed, 1e-9), 1)}
                 window_loss = window_tokens = 0.0

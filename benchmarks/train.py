@@ -1,0 +1,142 @@
+"""LoRA training speed and memory on the embedded model: xuetu's loop against a plain Hugging Face
+`Trainer` + PEFT that pads each batch to its longest sample, on the same data and hyperparameters.
+
+Each side runs in its own process (so peak RSS is its own). Tokens/s counts real (non-padding) tokens
+per second of training steps.
+
+    .venv/bin/python benchmarks/train.py [--records 192] [--no-record]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+HP = {"lr": 5e-4, "batch_size": 4, "epochs": 1, "r": 16, "alpha": 32, "max_length": 512, "seed": 0}
+TOPICS = ["tokens", "LoRA", "RAG", "quantisation", "distillation", "attention", "pretraining", "evaluation"]
+
+
+def make_data(path: Path, n: int) -> None:
+    rng = random.Random(0)
+    rows = []
+    for i in range(n):  # SFT-shaped: prompts and answers of very different lengths
+        topic = rng.choice(TOPICS)
+        question = f"Question {i} about {topic}: " + " ".join(rng.choice(TOPICS) for _ in range(rng.randint(5, 90)))
+        answer = f"About {topic}: " + " ".join(rng.choice(["models", "learn", "from", "data", "and", "tokens"])
+                                             for _ in range(rng.randint(5, 120)))
+        rows.append({"question": question, "answer": answer})
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_xuetu(data: str) -> dict:
+    from xuetu.train import args as targs
+    from xuetu.train.finetune import finetune
+
+    args = targs.TrainArgs(model="smollm2:135m", data=data, method="lora", out="bench-lora", epochs=HP["epochs"],
+                           batch_size=HP["batch_size"], lr=HP["lr"], max_length=HP["max_length"], val_fraction=0.0,
+                           evaluate=False, min_steps=0, save_every=10**6, seed=HP["seed"],
+                           lora=targs.LoraArgs(r=HP["r"], alpha=HP["alpha"], dropout=0.0))
+    result = finetune(args, resume=False, progress=False)
+    metrics = [json.loads(x) for x in (result.run / "metrics.jsonl").read_text().splitlines()]
+    seconds = sum(m["seconds"] for m in metrics)
+    return {"tokens": metrics[-1]["tokens"], "seconds": seconds, "steps": result.steps, "final_loss": metrics[-1]["loss"]}
+
+
+def run_trainer(data: str) -> dict:
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer, DataCollatorForSeq2Seq, Trainer, TrainingArguments
+
+    import xuetu.data
+    from xuetu import models
+
+    ref = models.resolve("smollm2:135m")
+    tok = AutoTokenizer.from_pretrained(ref.hf_dir)
+    examples = []
+    for record in xuetu.data.load(data):
+        ex = xuetu.data.tokenize_for_training(tok, record, HP["max_length"])
+        examples.append({"input_ids": ex.input_ids, "labels": ex.labels, "attention_mask": [1] * len(ex.input_ids)})
+    model = AutoModelForCausalLM.from_pretrained(ref.hf_dir, dtype=torch.float32)
+    model = get_peft_model(model, LoraConfig(r=HP["r"], lora_alpha=HP["alpha"], lora_dropout=0.0,
+                                             target_modules="all-linear", task_type="CAUSAL_LM"))
+    out = tempfile.mkdtemp()
+    targs = TrainingArguments(output_dir=out, per_device_train_batch_size=HP["batch_size"], learning_rate=HP["lr"],
+                              num_train_epochs=HP["epochs"], lr_scheduler_type="cosine", warmup_ratio=0.05,
+                              logging_steps=10**6, save_strategy="no", report_to=[], seed=HP["seed"],
+                              use_cpu=not torch.cuda.is_available(), dataloader_num_workers=0)
+    collator = DataCollatorForSeq2Seq(tok, padding="longest", label_pad_token_id=-100)
+    trainer = Trainer(model=model, args=targs, train_dataset=examples, data_collator=collator)
+    result = trainer.train()
+    tokens = sum(len(e["input_ids"]) for e in examples) * HP["epochs"]
+    return {"tokens": tokens, "seconds": result.metrics["train_runtime"], "steps": result.global_step,
+            "final_loss": result.metrics["train_loss"]}
+
+
+def child(which: str, data: str) -> None:
+    import torch
+
+    torch.manual_seed(0)
+    stats = run_xuetu(data) if which == "xuetu" else run_trainer(data)
+    stats["peak_rss_mb"] = peak_rss_mb()
+    print("RESULT " + json.dumps(stats))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--records", type=int, default=192)
+    ap.add_argument("--no-record", action="store_true")
+    ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        return child(*args.child)
+
+    from xuetu import models
+
+    models.pull("smollm2:135m", progress=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "sft.jsonl"
+        make_data(data, args.records)
+        results = {}
+        for which in ("trainer", "xuetu"):
+            out = subprocess.run([sys.executable, __file__, "--child", which, str(data)], capture_output=True, text=True)
+            line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
+            if line is None:
+                raise SystemExit(f"{which} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
+            results[which] = json.loads(line[7:])
+            print(which, results[which], flush=True)
+    ours, base = results["xuetu"], results["trainer"]
+    speed = (ours["tokens"] / ours["seconds"]) / (base["tokens"] / base["seconds"])
+    memory = ours["peak_rss_mb"] / base["peak_rss_mb"]
+    rows = ["| trainer | tokens | steps | seconds | tokens/s | peak RSS (MB) | final loss |",
+            "|---|---:|---:|---:|---:|---:|---:|"]
+    for name, r in (("baseline: HF Trainer + PEFT, pad to longest", base), ("xuetu finetune (packed, label-only loss)", ours)):
+        rows.append(f"| {name} | {r['tokens']:,} | {r['steps']} | {r['seconds']:.1f} | {r['tokens'] / r['seconds']:.1f} | "
+                    f"{r['peak_rss_mb']:.0f} | {r['final_loss']:.3f} |")
+    rows += ["", f"- speed: **{speed:.2f}x** the baseline's tokens/s (target >= 1.5x: {'met' if speed >= 1.5 else 'NOT met'})",
+             f"- peak memory: **{memory:.2f}x** the baseline's (target <= 1.0x: {'met' if memory <= 1.0 else 'NOT met'})",
+             f"- LoRA r={HP['r']} alpha={HP['alpha']} on all linear layers of SmolLM2-135M, {args.records} SFT records "
+             f"(prompts and answers of 5-120 words), batch {HP['batch_size']}, lr {HP['lr']}, {HP['epochs']} epoch, fp32 on CPU",
+             "- the loss column differs by construction: the baseline averages over its batches, xuetu's is the last step's"]
+    table = "\n".join(rows)
+    print("\n" + table)
+    if not args.no_record:
+        from _record import record
+
+        record("train", "LoRA training, embedded model (issue 5: `benchmarks/train.py`)", table)
+        print("\nrecorded in benchmarks/RESULTS.md")
+
+
+if __name__ == "__main__":
+    main()

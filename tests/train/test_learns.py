@@ -1,0 +1,44 @@
+"""Proof that fine-tuning teaches: LoRA on the embedded SmolLM2-135M with made-up facts it cannot know."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from helpers.facts import held_out, write_facts
+from xuetu import models
+from xuetu.engines.base import GenerateOptions
+from xuetu.evaluate.metrics import keyword_hit_rate
+
+pytestmark = pytest.mark.slow
+
+
+def answers(name: str) -> list[str]:
+    engine = models.load(name, engine="transformers")
+    return ["".join(c.text for c in engine.generate([{"role": "user", "content": q}],
+                                                    GenerateOptions(temperature=0, max_tokens=24)))
+            for q, _ in held_out()]
+
+
+def test_lora_learns_made_up_facts(tmp_path, smollm2, monkeypatch):
+    home = tmp_path / "home"
+    (home / "models").mkdir(parents=True)
+    os.link  # the embedded model, hard-linked into a store this test may change
+    import shutil
+
+    shutil.copytree(smollm2.path.parent.parent, home / "models" / "smollm2", copy_function=os.link)
+    monkeypatch.setenv("XUETU_HOME", str(home))
+    keywords = [[kw] for _, kw in held_out()]
+    before = keyword_hit_rate(answers("smollm2:135m"), keywords)
+    data = write_facts(tmp_path / "facts.jsonl")
+    # the command from the issue, with its defaults
+    out = subprocess.run([sys.executable, "-m", "xuetu", "finetune", "--model", "smollm2:135m", "--data", str(data),
+                          "--method", "lora", "--out", "facts"], capture_output=True, text=True, timeout=900,
+                         env={**os.environ, "XUETU_HOME": str(home), "HF_HUB_OFFLINE": "1"})
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    after = keyword_hit_rate(answers("facts"), keywords)
+    assert before <= 1 / 6 and after >= 4 / 6, (before, after)  # from about none to a clear majority
+    report = json.loads((home / "runs" / "facts-latest" / "report.json").read_text())
+    assert report["tuned"]["perplexity"] < report["base"]["perplexity"]
