@@ -47,13 +47,21 @@ def run_xuetu(data: str) -> dict:
     # Packed sequences hold ~2 examples each, so the same tokens per optimizer step as the baseline's batches of
     # 4 examples (~700 real tokens) is 2 micro-batches of one 384-token sequence. Small micro-batches are also
     # what is fastest on a CPU. Nothing here is longer than 294 tokens, so neither side truncates.
-    args = targs.TrainArgs(model="smollm2:135m", data=data, method="lora", out="bench-lora", epochs=HP["epochs"],
+    import os
+    import shutil
+
+    from xuetu.models import store
+
+    out = f"bench-lora-{os.getpid()}"
+    args = targs.TrainArgs(model="smollm2:135m", data=data, method="lora", out=out, epochs=HP["epochs"],
                            batch_size=1, grad_accum=2, lr=HP["lr"], max_length=384, val_fraction=0.0,
                            evaluate=False, min_steps=0, save_every=10**6, seed=HP["seed"],
                            lora=targs.LoraArgs(r=HP["r"], alpha=HP["alpha"], dropout=0.0))
     result = finetune(args, resume=False, progress=False)
     metrics = [json.loads(x) for x in (result.run / "metrics.jsonl").read_text().splitlines()]
     seconds = sum(m["seconds"] for m in metrics)
+    store.remove(result.model)  # leave the user's store as it was
+    shutil.rmtree(result.run, ignore_errors=True)
     return {"tokens": metrics[-1]["tokens"], "seconds": seconds, "steps": result.steps, "final_loss": metrics[-1]["loss"]}
 
 
