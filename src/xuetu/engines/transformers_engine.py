@@ -52,8 +52,12 @@ class TransformersEngine:
             self.tokenizer = AutoTokenizer.from_pretrained(tok_src, **tok_extra)
             model = AutoModelForCausalLM.from_pretrained(src, dtype=self.dtype, **extra)
             if ref.adapter_dir is not None:
+                import warnings
+
                 from peft import PeftModel
 
+                # transformers 5 deprecates a name PEFT still calls; harmless, and noisy on every load
+                warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
                 model = PeftModel.from_pretrained(model, ref.adapter_dir)
         finally:
             hf_logging.enable_progress_bar()

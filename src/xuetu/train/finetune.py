@@ -115,8 +115,15 @@ def finetune(args: TrainArgs, resume: bool = True, progress: bool = True) -> Res
         warn(f"{report.truncated} examples truncated to {args.max_length} tokens, {report.dropped_too_long} dropped "
              f"as too long, {report.dropped_no_answer} dropped with no answer left")
     pack = args.pack and method.PACKING
-    seqs = pack_sequences(train_ex, args.max_length) if pack else one_per_sequence(train_ex)
-    val_seqs = pack_sequences(val_ex, args.max_length) if pack else one_per_sequence(val_ex)
+    pack_length = args.max_length
+    if pack:
+        # Packing must not turn a small dataset into a couple of giant batches (one step per epoch): keep
+        # about 8 micro-batches per epoch, never shorter than the longest example (nothing is cut).
+        longest = max(len(e.input_ids) for e in train_ex)
+        per_batch = sum(len(e.input_ids) for e in train_ex) // (args.batch_size * 8 * max(1, args.grad_accum))
+        pack_length = max(longest, min(args.max_length, per_batch))
+    seqs = pack_sequences(train_ex, pack_length) if pack else one_per_sequence(train_ex)
+    val_seqs = pack_sequences(val_ex, pack_length) if pack else one_per_sequence(val_ex)
 
     dtype = torch.float32
     model = method.load(base.hf_dir, dtype)
