@@ -25,9 +25,9 @@ def answers(name: str) -> list[str]:
 def test_lora_learns_made_up_facts(tmp_path, smollm2, monkeypatch):
     home = tmp_path / "home"
     (home / "models").mkdir(parents=True)
-    os.link  # the embedded model, hard-linked into a store this test may change
     import shutil
 
+    # the embedded model, hard-linked into a store this test may change
     shutil.copytree(smollm2.path.parent.parent, home / "models" / "smollm2", copy_function=os.link)
     monkeypatch.setenv("XUETU_HOME", str(home))
     keywords = [[kw] for _, kw in held_out()]
