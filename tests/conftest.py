@@ -11,6 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from helpers.env import home_env  # noqa: E402
 from helpers.tiny import build_tiny_model  # noqa: E402
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -46,17 +47,10 @@ def tiny(tiny_dir, xuetu_home):
 def embedded_home(tmp_path_factory) -> Path:
     """A store holding the real embedded default model, pulled once per session."""
     home = tmp_path_factory.mktemp("embedded-home")
-    old = os.environ.get("XUETU_HOME")
-    os.environ["XUETU_HOME"] = str(home)
-    try:
+    with home_env(home):
         from xuetu import models
 
         models.pull("smollm2:135m", progress=False)
-    finally:
-        if old is None:
-            os.environ.pop("XUETU_HOME", None)
-        else:
-            os.environ["XUETU_HOME"] = old
     return home
 
 

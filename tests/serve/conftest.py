@@ -8,6 +8,7 @@ import shutil
 
 import pytest
 
+from helpers.env import home_env
 from helpers.server import ServerProcess
 
 KEY = "test-key-123"
@@ -20,9 +21,7 @@ def _link_tree(src, dst):
 @pytest.fixture(scope="session")
 def serve_home(tmp_path_factory, tiny_dir, embedded_home):
     home = tmp_path_factory.mktemp("serve-home")
-    old = os.environ.get("XUETU_HOME")
-    os.environ["XUETU_HOME"] = str(home)
-    try:
+    with home_env(home):
         from peft import LoraConfig, get_peft_model
         from transformers import AutoModelForCausalLM
 
@@ -41,11 +40,6 @@ def serve_home(tmp_path_factory, tiny_dir, embedded_home):
             models.create(name, out, progress=False)
         _link_tree(embedded_home / "models" / "smollm2", home / "models" / "smollm2")
         models.pull("all-minilm", progress=False)
-    finally:
-        if old is None:
-            os.environ.pop("XUETU_HOME", None)
-        else:
-            os.environ["XUETU_HOME"] = old
     return home
 
 

@@ -11,6 +11,7 @@ import time
 import httpx
 import pytest
 
+from helpers.env import home_env
 from helpers.server import ServerProcess
 
 CHAT = {"model": "smollm2:135m", "messages": [{"role": "user", "content": "Write a long story about a dragon."}]}
@@ -128,9 +129,9 @@ def tight(serve_home):
     """A server with small limits."""
     from xuetu.models import store
 
-    os.environ["XUETU_HOME"] = str(serve_home)
-    if store.get("smol-hf:latest") is None:  # SmolLM2 without its GGUF: 538 MB of fp32 weights on transformers
-        store.copy("smollm2:135m", "smol-hf:latest", {"formats": {"hf": "hf"}})
+    with home_env(serve_home):
+        if store.get("smol-hf:latest") is None:  # SmolLM2 without its GGUF: 538 MB of fp32 weights on transformers
+            store.copy("smollm2:135m", "smol-hf:latest", {"formats": {"hf": "hf"}})
     s = ServerProcess(serve_home, "--max-queue", "2", "--max-body", "2KB", "--max-tokens", "20", "--max-loaded", "1",
                       "--keep-alive", "2s", "--cors", "http://app.example", "--max-memory", "300MB").wait()
     yield s

@@ -113,7 +113,7 @@ _checker = None
 
 def _get_checker(args: CleanArgs) -> "RecordChecker":
     global _checker
-    if _checker is None or _checker.args is not args and _checker.args != args:
+    if _checker is None or _checker.args != args:
         _checker = RecordChecker(args)
     return _checker
 

@@ -16,7 +16,6 @@ from typing import Protocol, runtime_checkable
 from xuetu.errors import XuetuError
 
 Messages = list[dict]
-Prompt = "Messages | str | list[int]"  # chat messages, plain text, or token ids already encoded
 
 
 @dataclass

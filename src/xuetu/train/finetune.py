@@ -91,7 +91,7 @@ def finetune(args: TrainArgs, resume: bool = True, progress: bool = True) -> Res
     out = str(parse_name(args.out or f"{base.name.split(':')[0].split('/')[-1]}-{args.method}"))
     run = Run(run_dir(out))
     info = run.info
-    if info.get("status") == "finished" and models.list_models() and any(r.name == out for r in models.list_models()):
+    if info.get("status") == "finished" and any(r.name == out for r in models.list_models()):
         raise XuetuError(f"{out} was already trained (run {run.path.name})",
                          f"Choose another --out, or remove it first: xuetu rm {out}")
     accelerator = Accelerator(mixed_precision=mixed_precision(args.precision), cpu=not torch.cuda.is_available())
