@@ -9,6 +9,7 @@ validation, checkpoints, early stopping) -> save (a new model in the store) -> e
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import random
@@ -23,7 +24,7 @@ import torch
 from xuetu import models
 from xuetu.errors import XuetuError
 from xuetu.models.names import parse_name
-from xuetu.train import checkpoint, methods
+from xuetu.train import attention, checkpoint, methods
 from xuetu.train.args import TrainArgs, to_dict
 from xuetu.train.examples import build_examples, ensure_template, require_answers, split_records, warn
 from xuetu.train.loss import CausalLMLoss
@@ -177,7 +178,13 @@ def finetune(args: TrainArgs, resume: bool = True, progress: bool = True) -> Res
     # -- fit ----------------------------------------------------------------------------------------
     pad = tokenizer.pad_token_id
     device = accelerator.device
-    four_d = pack
+    # Packed rows keep their examples apart by restarting position ids; where the model's attention allows,
+    # each example then attends only within itself (no (T, T) mask); else a block-diagonal 4D mask does it.
+    attn = contextlib.ExitStack()
+    packed_attention = pack and attention.supports(model)
+    if packed_attention:
+        attn.enter_context(attention.use_packed_attention(model))
+    four_d = pack and not packed_attention
 
     def to_device(batch):
         return {k: v.to(device) for k, v in batch.items()}
@@ -285,6 +292,7 @@ def finetune(args: TrainArgs, resume: bool = True, progress: bool = True) -> Res
             raise oom_error(e) from None
         raise
     finally:
+        attn.close()  # generation after training uses the model's own attention again
         if bar is not None:
             bar.close()
 

@@ -54,7 +54,8 @@ def one_per_sequence(examples: list[TrainingExample]) -> list[Sequence]:
 
 def collate(seqs: list[Sequence], pad_id: int, dtype: torch.dtype, four_d: bool = True) -> dict:
     """Right-padded tensors. With four_d, the mask is (B, 1, T, T) block-diagonal causal in `dtype`
-    (0 where attention is allowed, the dtype's minimum elsewhere); else the usual (B, T) padding mask."""
+    (0 where attention is allowed, the dtype's minimum elsewhere); else the usual (B, T) padding mask,
+    and the restarting position ids alone separate the examples (see train/attention.py)."""
     width = max(len(s.input_ids) for s in seqs)
     B = len(seqs)
     ids = torch.full((B, width), pad_id, dtype=torch.long)
@@ -66,6 +67,7 @@ def collate(seqs: list[Sequence], pad_id: int, dtype: torch.dtype, four_d: bool 
         ids[b, :n] = torch.tensor(s.input_ids)
         labels[b, :n] = torch.tensor(s.labels)
         pos[b, :n] = torch.tensor(s.position_ids)
+        pos[b, n:] = torch.arange(width - n)  # padding is one more (ignored) segment, not one per token
         seg[b, :n] = torch.tensor(s.segments)
     batch = {"input_ids": ids, "labels": labels, "position_ids": pos}
     if four_d:
