@@ -132,6 +132,11 @@ def test_add_more_than_one_batch(opened, kind, monkeypatch):
     for i in (0, n // 2, n - 1):
         top = store.query(vectors[i], k=1)[0]
         assert (top.id, top.text) == (ids[i], f"text {i}")
+    # Filtered queries: a broad one (many matches among the nearest) and one asking for every match.
+    top = store.query(vectors[3], k=5, where={"source": ["s3"]})
+    assert top[0].id == ids[3] and len(top) == 5 and {h.metadata["source"] for h in top} == {"s3"}
+    every = store.query(vectors[3], k=n, where={"source": ["s3"]})
+    assert sorted(h.id for h in every) == sorted(ids[i] for i in range(3, n, 7))
     store.delete(ids[: n - 10])  # also more than one delete batch
     assert store.count() == 10
 

@@ -13,6 +13,8 @@ from xuetu.rag.stores import Hit, check_rows, flat_metadata
 
 _DIMENSIONS = "xuetu:dimensions"
 """Collection metadata key: Chroma fixes a collection's dimension only at the first add; we check it at open."""
+_PREFETCH = 200
+"""Unfiltered hits fetched before falling back to Chroma's slower filtered search (see query)."""
 
 
 class ChromaStore:
@@ -39,10 +41,23 @@ class ChromaStore:
             self._collection.delete(ids=list(ids[i:i + step]))
 
     def query(self, vector, k: int, where: dict | None = None) -> list[Hit]:
+        flt = parse_where(where)
         if k < 1:
             return []
+        if flt:
+            # Chroma's filtered search took ~90 ms at 100k chunks (chromadb 1.5), an unfiltered one for 200
+            # hits ~9 ms. So look among the nearest few hundred first: if k of them match, they are exactly
+            # the filtered top k. Only a selective filter pays for Chroma's own `where`.
+            n = max(_PREFETCH, 4 * k)
+            nearest = self._search(vector, n, None)
+            matching = [h for h in nearest if flt.matches(h.metadata)]
+            if len(matching) >= k or len(nearest) < n:
+                return matching[:k]
+        return self._search(vector, k, chroma_where(flt))
+
+    def _search(self, vector, k: int, where: dict | None) -> list[Hit]:
         r = self._collection.query(
-            query_embeddings=[[float(x) for x in vector]], n_results=k, where=chroma_where(parse_where(where)),
+            query_embeddings=[[float(x) for x in vector]], n_results=k, where=where,
             include=["documents", "metadatas", "distances"],
         )
         rows = zip(r["ids"][0], r["distances"][0], r["documents"][0], r["metadatas"][0])
