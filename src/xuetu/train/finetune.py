@@ -27,6 +27,7 @@ from xuetu.models.names import parse_name
 from xuetu.train import attention, checkpoint, methods
 from xuetu.train.args import TrainArgs, to_dict
 from xuetu.train.examples import build_examples, ensure_template, require_answers, split_records, warn
+from xuetu.train.fused_lora import fused_lora
 from xuetu.train.loss import CausalLMLoss
 from xuetu.train.optim import build_optimizer, build_scheduler
 from xuetu.train.packing import collate, one_per_sequence, pack_sequences
@@ -184,6 +185,7 @@ def finetune(args: TrainArgs, resume: bool = True, progress: bool = True) -> Res
     packed_attention = pack and attention.supports(model)
     if packed_attention:
         attn.enter_context(attention.use_packed_attention(model))
+    attn.enter_context(fused_lora(model))
     four_d = pack and not packed_attention
 
     def to_device(batch):
