@@ -76,6 +76,8 @@ class ServeArgs:
     """Upper limit on max_tokens / num_predict for any request."""
     max_body_bytes: int = 8 * 1024 * 1024
     """Largest request body accepted (413 beyond)."""
+    max_upload_bytes: int = 64 * 1024 * 1024
+    """Largest file uploaded to a knowledge base (PUT /v1/kb/NAME/documents/FILE)."""
     cors_origins: list[str] = field(default_factory=list)
     """Origins allowed by CORS; empty turns CORS off."""
     access_log: bool = True
@@ -85,7 +87,7 @@ class ServeArgs:
         self.api_keys = list(dict.fromkeys([*self.api_keys, *env_keys]))
         if not (0 < self.port < 65536):
             raise XuetuError(f"port must be 1-65535, got {self.port}")
-        for name in ("max_loaded", "max_queue", "max_batch", "max_tokens", "max_body_bytes", "max_memory"):
+        for name in ("max_loaded", "max_queue", "max_batch", "max_tokens", "max_body_bytes", "max_upload_bytes", "max_memory"):
             if getattr(self, name) < 1:
                 raise XuetuError(f"{name} must be at least 1")
         self.keep_alive_seconds = parse_duration(self.keep_alive)

@@ -22,16 +22,20 @@ class _TooLarge(Exception):
 
 
 class BodyLimit:
-    def __init__(self, app, limit: int):
-        self.app, self.limit = app, limit
+    """413 for bodies over `limit`; file uploads to knowledge bases get the larger `upload_limit`."""
+
+    def __init__(self, app, limit: int, upload_limit: int | None = None):
+        self.app, self.default, self.upload_limit = app, limit, upload_limit or limit
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         path = scope["path"]
+        upload = scope.get("method") == "PUT" and path.startswith("/v1/kb/") and "/documents/" in path
+        limit = self.upload_limit if upload else self.default
         declared = dict(scope["headers"]).get(b"content-length")
-        too_large = error_response(path, 413, f"request body is larger than {self.limit} bytes", code="request_too_large")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+        too_large = error_response(path, 413, f"request body is larger than {limit} bytes", code="request_too_large")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
             return await too_large(scope, receive, send)
         seen, started = 0, False
 
@@ -40,7 +44,7 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.limit:
+                if seen > limit:
                     raise _TooLarge
             return message
 

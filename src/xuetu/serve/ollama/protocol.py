@@ -65,6 +65,7 @@ class ChatRequest(_Named):
     options: Options | None = None
     stream: bool = True
     keep_alive: str | float | None = None
+    kb: str | None = None  # xuetu extension: answer from this knowledge base, with citations
 
 
 class EmbedRequest(_Named):

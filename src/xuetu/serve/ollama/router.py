@@ -16,6 +16,7 @@ from xuetu.models.facts import describe
 from xuetu.serve.common import build_options, wants_wait
 from xuetu.serve.errors import ApiError, bad_request, model_not_found
 from xuetu.serve.generation import collect, generate
+from xuetu.serve import rag
 from xuetu.serve.ollama import protocol as p
 
 router = APIRouter(prefix="/api")
@@ -113,28 +114,40 @@ async def chat_route(body: p.ChatRequest, request: Request):
     if not body.messages:
         return await _load_only(request, body.model, body.keep_alive, "message")
     state = request.app.state
-    lease = await state.manager.acquire(body.model, keep_alive=body.keep_alive, wait=wants_wait(request))
+    model, kb_name = rag.split_model(body.model, body.kb)
+    lease = await state.manager.acquire(model, keep_alive=body.keep_alive, wait=wants_wait(request))
+    used = None
     try:
         opts = _options(body.options, lease.ref.params, state, body.format)
         messages = _with_system([{"role": m.role, "content": m.content} for m in body.messages], lease.ref.system)
-    except ApiError:
+        if kb_name:
+            messages, used = await rag.augment(lease, messages, kb_name)
+    except BaseException:
         lease.release()
         raise
     chunks, timing = await generate(state, lease, messages, opts, started)
     name = lease.ref.name
     if not body.stream:
         text = await collect(chunks)
-        return {"model": name, "created_at": p.now(), "message": {"role": "assistant", "content": text},
-                **p.final_fields(timing, timing.finish_reason)}
+        reply = {"model": name, "created_at": p.now(), "message": {"role": "assistant", "content": text},
+                 **p.final_fields(timing, timing.finish_reason)}
+        if used is not None:
+            reply["citations"] = rag.citations_payload(text, used)  # xuetu extension
+        return reply
 
     async def events():
+        parts = []
         async for chunk in chunks:
             if chunk.text:
+                parts.append(chunk.text)
                 yield {"model": name, "created_at": p.now(), "message": {"role": "assistant", "content": chunk.text},
                        "done": False}
             if chunk.finish_reason:
-                yield {"model": name, "created_at": p.now(), "message": {"role": "assistant", "content": ""},
-                       **p.final_fields(timing, chunk.finish_reason)}
+                last = {"model": name, "created_at": p.now(), "message": {"role": "assistant", "content": ""},
+                        **p.final_fields(timing, chunk.finish_reason)}
+                if used is not None:  # xuetu extension: the sources ride on the final line
+                    last["citations"] = rag.citations_payload("".join(parts), used)
+                yield last
 
     return _ndjson(events())
 

@@ -77,6 +77,7 @@ class ChatCompletionRequest(_Sampling):
     max_completion_tokens: int | None = Field(None, ge=1)
     response_format: ResponseFormat | None = None
     tools: list[dict] | None = None
+    kb: str | None = None  # xuetu extension: answer from this knowledge base, with citations
 
 
 class CompletionRequest(_Sampling):

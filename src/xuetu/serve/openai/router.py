@@ -16,6 +16,7 @@ from xuetu.errors import XuetuError
 from xuetu.serve.common import build_options, wants_wait
 from xuetu.serve.errors import ApiError, bad_request, model_not_found
 from xuetu.serve.generation import collect, generate
+from xuetu.serve import rag
 from xuetu.serve.openai import protocol as p
 
 router = APIRouter(prefix="/v1")
@@ -83,26 +84,38 @@ async def chat_completions(body: p.ChatCompletionRequest, request: Request):
     if body.logprobs:
         raise bad_request("logprobs are not supported", "logprobs")
     state = request.app.state
-    lease = await state.manager.acquire(body.model, keep_alive=body.keep_alive, wait=wants_wait(request))
+    model, kb_name = rag.split_model(body.model, body.kb)
+    lease = await state.manager.acquire(model, keep_alive=body.keep_alive, wait=wants_wait(request))
+    used = None
     try:
         messages = [{"role": "system" if m.role == "developer" else m.role, "content": m.text()} for m in body.messages]
         opts = _options(body, lease.ref.params, format=_format(body.response_format))
-    except (ValueError, ApiError) as e:
+        if kb_name:
+            messages, used = await rag.augment(lease, messages, kb_name)
+    except BaseException as e:
         lease.release()
-        raise e if isinstance(e, ApiError) else bad_request(str(e), "messages")
+        raise bad_request(str(e), "messages") if isinstance(e, ValueError) else e
     chunks, timing = await generate(state, lease, messages, opts, started)
     ids = p.ChatIds(lease.ref.name)
     if not body.stream:
         text = await collect(chunks)
-        return p.chat_completion(ids, text, timing.finish_reason, timing.prompt_tokens, timing.completion_tokens)
+        reply = p.chat_completion(ids, text, timing.finish_reason, timing.prompt_tokens, timing.completion_tokens)
+        if used is not None:
+            reply["citations"] = rag.citations_payload(text, used)  # xuetu extension
+        return reply
 
     async def events():
         yield p.chat_chunk(ids, {"role": "assistant", "content": ""}, None)
+        parts = []
         async for chunk in chunks:
             if chunk.text:
+                parts.append(chunk.text)
                 yield p.chat_chunk(ids, {"content": chunk.text}, None)
             if chunk.finish_reason:
-                yield p.chat_chunk(ids, {}, chunk.finish_reason)
+                last = p.chat_chunk(ids, {}, chunk.finish_reason)
+                if used is not None:  # xuetu extension: the sources ride on the final chunk
+                    last["citations"] = rag.citations_payload("".join(parts), used)
+                yield last
         if body.stream_options and body.stream_options.include_usage:
             yield p.usage_chunk(ids, "chat.completion.chunk", timing.prompt_tokens, timing.completion_tokens)
 
