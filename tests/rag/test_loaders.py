@@ -90,12 +90,13 @@ def test_markdown_heading_paths_ignore_code_fences(tmp_path):
     assert got["用法"] == "中文说明。"
 
 
-def test_text_in_utf8_and_gb18030(tmp_path):
+def test_text_in_utf8_gb18030_and_utf16(tmp_path):
     text = "大模型（LLM）是参数很多的模型。It speaks English too.\n\n第二段。"
     (tmp_path / "u.txt").write_text(text, encoding="utf-8")
     (tmp_path / "g.txt").write_bytes(text.encode("gb18030"))
     (tmp_path / "bom.txt").write_bytes(text.encode("utf-8-sig"))
-    for name in ("u.txt", "g.txt", "bom.txt"):
+    (tmp_path / "w.txt").write_bytes(text.replace("\n", "\r\n").encode("utf-16"))  # Windows Notepad's "Unicode"
+    for name in ("u.txt", "g.txt", "bom.txt", "w.txt"):
         sections = load(tmp_path / name)
         assert [s.text for s in sections] == [text], name
 
