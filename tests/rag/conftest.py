@@ -48,3 +48,10 @@ def docs(tmp_path):
     for name, text in DOCS.items():
         (folder / name).write_text(text, encoding="utf-8")
     return folder
+
+
+@pytest.fixture
+def kb_chat_home(kb_home, embedded_home):
+    """kb_home plus the embedded chat model (linked from the session store, which stays untouched)."""
+    shutil.copytree(embedded_home / "models" / "smollm2", kb_home / "models" / "smollm2", copy_function=os.link)
+    return kb_home

@@ -3,6 +3,8 @@ citations (the `kb` field with the openai client, the MODEL@KB alias with the ol
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
@@ -68,8 +70,13 @@ def test_ollama_chat_with_kb(api, ollama_client):
     r = api.post("/api/chat", json={"model": "smollm2:135m", "kb": "apikb", "stream": False, "messages": ASK,
                                     "options": {"temperature": 0, "num_predict": 30}}).json()
     assert r["citations"][0]["source"] == "lora.md" and r["done"] is True
-    lines = list(ollama_client.chat(model="smollm2:135m@apikb", messages=ASK, stream=True,
+    parts = list(ollama_client.chat(model="smollm2:135m@apikb", messages=ASK, stream=True,
                                     options={"temperature": 0, "num_predict": 20}))
-    assert lines[-1].done and lines[-1]["citations"][0]["source"] == "lora.md"
+    assert parts[-1].done and "".join(p.message.content for p in parts).strip()  # the SDK drops extra fields...
+    with api.stream("POST", "/api/chat", json={"model": "smollm2:135m@apikb", "messages": ASK,
+                                               "options": {"temperature": 0, "num_predict": 20}}) as r:
+        lines = [json.loads(line) for line in r.iter_lines() if line]
+    assert lines[-1]["done"] and lines[-1]["citations"][0]["source"] == "lora.md"  # ...the final line has them
+    assert all("citations" not in line for line in lines[:-1])
     unknown = api.post("/api/chat", json={"model": "smollm2:135m", "kb": "nope", "messages": ASK})
     assert unknown.status_code == 404 and "knowledge base 'nope' not found" in unknown.json()["error"]

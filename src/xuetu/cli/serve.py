@@ -35,10 +35,11 @@ def parse_size(text: str) -> int:
 @click.option("--max-batch", default=16, show_default=True, help="Sequences batched together (transformers engine).")
 @click.option("--max-tokens", default=4096, show_default=True, help="Cap on tokens generated per request.")
 @click.option("--max-body", default="8MB", show_default=True, help="Largest request body.")
+@click.option("--max-upload", default="64MB", show_default=True, help="Largest file uploaded to a knowledge base.")
 @click.option("--cors", "cors_origins", multiple=True, help="Allow this browser origin (repeatable; '*' for any).")
 @click.option("--no-access-log", is_flag=True, help="Do not log each request.")
 def serve(host, port, models_, api_keys, engine, keep_alive, max_loaded, max_memory, max_queue, max_batch, max_tokens,
-          max_body, cors_origins, no_access_log):
+          max_body, max_upload, cors_origins, no_access_log):
     """Serve models over OpenAI- (/v1) and Ollama-compatible (/api) HTTP APIs."""
     import uvicorn
 
@@ -49,7 +50,8 @@ def serve(host, port, models_, api_keys, engine, keep_alive, max_loaded, max_mem
     extra = {"max_memory": parse_size(max_memory)} if max_memory else {}
     args = ServeArgs(host=host, port=port, models=list(models_), api_keys=list(api_keys), engine=engine,
                      keep_alive=keep_alive, max_loaded=max_loaded, max_queue=max_queue, max_batch=max_batch,
-                     max_tokens=max_tokens, max_body_bytes=parse_size(max_body), cors_origins=list(cors_origins),
+                     max_tokens=max_tokens, max_body_bytes=parse_size(max_body),
+                     max_upload_bytes=parse_size(max_upload), cors_origins=list(cors_origins),
                      access_log=not no_access_log, **extra)
     for name in args.models:  # unknown names fail now, not on the first request
         models.resolve(name, pull_missing=True)

@@ -28,6 +28,10 @@ class SentenceEmbedder:
     def count_tokens(self, texts: list[str]) -> list[int]:
         return [len(ids) for ids in self.model.tokenizer(texts, add_special_tokens=True)["input_ids"]]
 
+    def count_text_tokens(self, text: str) -> int:
+        """Tokens of the text itself, without the [CLS]/[SEP] the model adds around every input."""
+        return len(self.model.tokenizer(text, add_special_tokens=False)["input_ids"])
+
     def embed(self, texts: list[str], truncate: bool = True, batch_size: int = 32,
               progress: bool = False) -> tuple[list[list[float]], int]:
         """Unit-length vectors for texts, and the tokens they took (after truncation)."""
@@ -42,7 +46,8 @@ class SentenceEmbedder:
 
     @property
     def dimensions(self) -> int:
-        return int(self.model.get_sentence_embedding_dimension())
+        get = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        return int(get())
 
     def close(self) -> None:
         self.model = None

@@ -118,7 +118,7 @@ def add_document(kb: KnowledgeBase, f: Path, source: str, tags: list[str], progr
     sections = loaders.load(f)
     emb = kb.embedder
     s = kb.settings
-    chunks = chunk_sections(sections, source, lambda t: emb.count_tokens([t])[0], s.chunk_size, s.overlap)
+    chunks = chunk_sections(sections, source, emb.count_text_tokens, s.chunk_size, s.overlap)
     if not chunks:
         raise LoadError("no text to index")
     key = chunk_key(source, digest)
