@@ -4,6 +4,7 @@ nothing per document, bad files skipped), retrieval in English and Chinese, filt
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
@@ -170,3 +171,21 @@ def test_cli_verbs(kb_home, docs, monkeypatch):
     assert out.exit_code == 1 and "no knowledge base named 'nope'" in out.output
     assert cli("kb", "rm", "notes", "-y").exit_code == 0
     assert "no knowledge bases yet" in cli("kb", "list").output
+
+
+def test_any_hub_embedder_by_name(kb_home, docs, tmp_path, monkeypatch):
+    """A sentence-transformers repo id is pulled on first use (here from a local fake of the hub)."""
+    from helpers.fakehub import FakeHub
+    from xuetu import models
+
+    root = tmp_path / "hubroot"
+    shutil.copytree(models.resolve("all-minilm").hf_dir, root / "acme" / "Mini-Embedder")
+    with FakeHub(root) as fake:
+        monkeypatch.setenv("HF_ENDPOINT", fake.url)
+        base = kb.create("hubkb", embedder="acme/Mini-Embedder")
+    assert base.settings.embedder == "acme/mini-embedder:latest"
+    ingest.add(base, [docs], progress=False)  # offline again: the embedder is in the store now
+    assert retrieve.search(base, "What does LoRA train?", k=1)[0].source.endswith("lora.md")
+    base.close()
+    with pytest.raises(XuetuError):
+        kb.create("nope", embedder="smollm2:135m-not-a-model")
