@@ -84,6 +84,7 @@ class KnowledgeBase:
         self._store = None
         self._bm25 = None
         self._embedder = None
+        self._stamp = 0
 
     # -- the manifest ------------------------------------------------------------------------------
     @property
@@ -102,6 +103,7 @@ class KnowledgeBase:
 
     def commit(self) -> None:
         atomic_write_json(self.path / "manifest.json", self.manifest)
+        self._stamp = (self.path / "manifest.json").stat().st_mtime_ns
 
     def chunk_file(self, key: str) -> Path:
         return self.path / "chunks" / f"{key}.jsonl"
@@ -183,6 +185,13 @@ class KnowledgeBase:
 
     def _reload(self) -> None:
         self.manifest = orjson.loads((self.path / "manifest.json").read_bytes())
+
+    def refresh(self) -> None:
+        """Re-read the manifest if another writer changed it since (cheap: one stat)."""
+        stamp = (self.path / "manifest.json").stat().st_mtime_ns
+        if stamp != self._stamp:
+            self._reload()
+            self._stamp = stamp
 
     def remove_orphans(self) -> None:
         live = {d["key"] for d in self.documents.values()}

@@ -37,6 +37,7 @@ def open_cached(name: str):
     with _OPEN_LOCK:
         base = _OPEN.get(name)
         if base is not None and (base.path / "manifest.json").is_file():
+            base.refresh()
             return base
         try:
             base = kb.open_kb(name)
