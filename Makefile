@@ -25,7 +25,7 @@ demo: install
 	$(VENV)/bin/xuetu pull smollm2:135m
 	$(VENV)/bin/xuetu show smollm2:135m
 	@# Greedy, so the demo gives the same answer every time.
-	$(VENV)/bin/xuetu run smollm2:135m "What is the capital of France?" --temperature 0 --verbose
+	$(VENV)/bin/xuetu run smollm2:135m "Name the capital of France." --temperature 0 --verbose
 
 test: install
 	$(PY) -m pytest

@@ -13,7 +13,7 @@ from xuetu.models.facts import describe, gguf_facts, safetensors_parameters
 from xuetu.models.tokens import tokenize
 
 pytestmark = pytest.mark.slow
-PARIS = [{"role": "user", "content": "What is the capital of France?"}]
+PARIS = [{"role": "user", "content": "Name the capital of France."}]  # "What is…" is a near tie that CPU kernels tip either way
 SMOLLM2_PARAMS = 134_515_008
 
 
@@ -78,7 +78,7 @@ def test_cli_done_when(smollm2):
                                                     text=True, check=True).stdout
     shown = subprocess.run(xuetu + ["show", "smollm2:135m", "--json"], capture_output=True, text=True, check=True)
     assert json.loads(shown.stdout)["parameters"] == SMOLLM2_PARAMS
-    answer = subprocess.run(xuetu + ["run", "smollm2:135m", "What is the capital of France?", "--temperature", "0"],
+    answer = subprocess.run(xuetu + ["run", "smollm2:135m", "Name the capital of France.", "--temperature", "0"],
                             capture_output=True, text=True, check=True, timeout=120)
     assert "Paris" in answer.stdout
     assert answer.stderr == ""

@@ -1,7 +1,7 @@
 """The `xuetu` command line. Each verb group lives in its own module and calls one library function.
 
     xuetu pull smollm2:135m
-    xuetu run smollm2:135m "What is the capital of France?"
+    xuetu run smollm2:135m "Name the capital of France."
 """
 
 from __future__ import annotations
