@@ -1,7 +1,7 @@
 """Knowledge-base retrieval: quality (recall@5 and MRR for dense, BM25 and hybrid, in English and in
 Chinese), ingestion speed, and query latency at 10k and 100k chunks.
 
-Quality runs on benchmarks/data/rag_eval: 24 documents and 120 questions written for this project,
+Quality runs on benchmarks/data/rag_eval: 16 documents and 62 questions written for this project,
 each with the short passage that answers it; a hit is a retrieved chunk of the right document that
 contains that passage. Latency uses synthetic chunks (random unit vectors and made-up words) and real
 questions, through the whole retrieval path: the question's embedding, the vector store, BM25, fusion.
@@ -110,11 +110,22 @@ def main() -> None:
         base = kb.create("eval")
         os.chdir(DATA)  # source names relative to the data folder: en/lora.md
         report = ingest.add(base, ["en", "zh"], progress=False)
-        chunks_per_s = report.chunks / report.seconds
-        print(f"ingested {len(report.added)} documents, {report.chunks} chunks in {report.seconds:.1f} s "
-              f"({chunks_per_s:.0f} chunks/s); skipped {report.skipped}", flush=True)
+        assert not report.skipped, report.skipped
         scores = quality(base, questions)
         base.close()
+        # Ingestion speed on more text: 30 copies of every document, each copy a distinct file.
+        copies = Path(home) / "copies"
+        for f in sorted(DATA.glob("*/*.md")):
+            for i in range(30):
+                target = copies / f"{f.parent.name}-{i:02d}" / f.name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(f.read_text(encoding="utf-8") + f"\n\nCopy {i}.\n", encoding="utf-8")
+        bulk = kb.create("ingest")
+        report = ingest.add(bulk, [copies], progress=False)
+        chunks_per_s = report.chunks / report.seconds
+        print(f"ingested {len(report.added)} documents, {report.chunks} chunks in {report.seconds:.1f} s "
+              f"({chunks_per_s:.0f} chunks/s)", flush=True)
+        bulk.close()
         sample = [q["question"] for q in questions]
         lat = {}
         for n in sizes:
@@ -135,7 +146,9 @@ def main() -> None:
         ok = hybrid >= dense and hybrid >= bm25
         checks.append(f"- {lang}: hybrid recall@5 {hybrid:.3f} vs dense {dense:.3f}, BM25 {bm25:.3f} "
                       f"(target: hybrid >= both: {'met' if ok else 'NOT met'})")
-    rows += ["", *checks, "", f"- ingestion (load, chunk, embed with all-MiniLM-L6-v2, store, BM25): "
+    rows += ["", *checks, "", f"- the default embedder, all-MiniLM-L6-v2, is English-only: for Chinese questions hybrid search "
+             "leaves its vectors out and equals BM25 (a Chinese embedder such as bge-small-zh would be fused)",
+             f"- ingestion (load, chunk, embed with all-MiniLM-L6-v2, Chroma, BM25): "
              f"**{chunks_per_s:.0f} chunks/s** ({report.chunks} chunks from {len(report.added)} documents)", ""]
     rows += ["| chunks | retrieval | p50 (ms) | p95 (ms) |", "|---:|---|---:|---:|"]
     for (n, mode), (p50, p95) in lat.items():

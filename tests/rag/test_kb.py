@@ -189,3 +189,42 @@ def test_any_hub_embedder_by_name(kb_home, docs, tmp_path, monkeypatch):
     base.close()
     with pytest.raises(XuetuError):
         kb.create("nope", embedder="smollm2:135m-not-a-model")
+
+
+def test_hybrid_leaves_out_an_english_only_embedder_for_chinese(kb_home, docs):
+    base = kb.create("notes")
+    ingest.add(base, [docs], progress=False)
+    question = "量化会让模型占用更少的内存吗？"
+    assert retrieve.search(base, question, k=4) == retrieve.search(base, question, k=4, mode="bm25")
+    english = "What does LoRA train beside the frozen weights?"
+    assert retrieve.dense_reads("all-minilm:l6-v2", english) and retrieve.dense_reads("bge-small-zh:v1.5", question)
+    assert not retrieve.dense_reads("all-minilm:l6-v2", question)
+    base.close()
+
+
+def test_configured_reranker_reorders_the_fused_results(kb_home, docs, tmp_path):
+    """A real (tiny, random) sentence-transformers cross-encoder: the final order is its score order."""
+    import torch
+    from sentence_transformers import CrossEncoder
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    from xuetu import models
+
+    tok = AutoTokenizer.from_pretrained(models.resolve("all-minilm").hf_dir)
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                     intermediate_size=64, num_labels=1)
+    folder = tmp_path / "tiny-reranker"
+    BertForSequenceClassification(cfg).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    base = kb.create("notes", reranker=str(folder))
+    ingest.add(base, [docs], progress=False)
+    question = "How much memory does LoRA need?"
+    ranked = retrieve.search(base, question, k=6)
+    want = CrossEncoder(str(folder)).predict([(question, r.text) for r in ranked])
+    assert [round(r.score, 4) for r in ranked] == [round(float(s), 4) for s in want]  # the cross-encoder's scores
+    assert [r.score for r in ranked] == sorted((r.score for r in ranked), reverse=True)  # in its order
+    base.close()
+    with pytest.raises(XuetuError, match="reranker"):  # refused when created, not at the first question
+        kb.create("broken", reranker=str(tmp_path / "missing"))
+    assert "broken" not in kb.list_names()

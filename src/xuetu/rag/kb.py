@@ -256,6 +256,10 @@ def create(name: str, embedder: str | None = None, store: str = DEFAULT_STORE, l
     if (path / "manifest.json").exists():
         raise XuetuError(f"knowledge base {name!r} already exists", f"Add to it with: xuetu kb add {name} PATHS...")
     emb = load_embedder(embedder or DEFAULT_EMBEDDER)  # fails early, before anything is written
+    if reranker:
+        from xuetu.rag.rerank import load_reranker
+
+        load_reranker(reranker)
     chunk_size = min(chunk_size, emb.max_tokens - 2)  # a chunk the embedder would truncate is lost text
     settings = Settings(name=name, embedder=emb.ref.name, store=store, location=location, chunk_size=chunk_size,
                         overlap=min(overlap, chunk_size // 2), reranker=reranker, dimensions=emb.dimensions)

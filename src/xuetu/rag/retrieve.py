@@ -10,6 +10,15 @@ from xuetu.rag.kb import KnowledgeBase
 from xuetu.rag.stores import Hit
 
 MODES = ("hybrid", "dense", "bm25")
+ENGLISH_ONLY_EMBEDDERS = {"all-minilm:l6-v2"}
+"""Embedders trained on English alone: for a Chinese question their vectors carry next to no signal, and
+fusing that noise with BM25 only pushes good keyword hits down. Hybrid search leaves them out then."""
+
+
+def dense_reads(embedder: str, question: str) -> bool:
+    from xuetu.rag.answer import language
+
+    return embedder not in ENGLISH_ONLY_EMBEDDERS or language(question) == "en"
 
 
 @dataclass
@@ -57,6 +66,8 @@ def search(kb: KnowledgeBase, question: str, k: int = 5, mode: str = "hybrid", w
         return []
     pool = max(4 * k, 20)  # each retriever brings more than k, so fusion and reranking have a choice
     lists: list[list[Hit]] = []
+    if mode == "hybrid" and not dense_reads(kb.settings.embedder, question):
+        mode = "bm25"
     if mode in ("dense", "hybrid"):
         vector, _ = kb.embedder.embed([question])
         lists.append([h for h in kb.store.query(vector[0], pool, where) if kb.is_live(h.metadata)])
