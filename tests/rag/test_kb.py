@@ -52,6 +52,7 @@ def test_interrupted_ingestion_is_all_or_nothing(kb_home, docs, monkeypatch):
             raise KeyboardInterrupt
         real_commit(self)
 
+    monkeypatch.setattr(ingest, "BATCH_CHUNKS", 1)  # one document per commit, as with large files
     monkeypatch.setattr(kb.KnowledgeBase, "commit", crash_on_second)
     with pytest.raises(KeyboardInterrupt):
         ingest.add(base, [docs], progress=False)

@@ -1,7 +1,8 @@
 """Add documents to a knowledge base: load, chunk, embed and index them, one document at a time.
 
 Each document is all or nothing. Its chunk file is written first, then its vectors, and only then
-does the manifest name it (the commit point); its old version's chunks go after that. An interrupted
+does the manifest name it (the commit point); its old version's chunks go after that. Small files are
+embedded and stored in batches and committed together. An interrupted
 run leaves orphans that queries ignore and the next write removes; running it again completes the job.
 Unchanged files (same content hash) are skipped; bad files are reported with a reason and skipped.
 """
@@ -73,6 +74,22 @@ def source_name(f: Path, folder: Path | None) -> str:
         return f.name
 
 
+BATCH_CHUNKS = 256
+"""Documents are embedded and stored together until this many chunks are waiting: one encoder batch and one
+store call for many small files. They are committed together, so each is still all or nothing."""
+
+
+@dataclass
+class Prepared:
+    source: str
+    size: int
+    digest: str
+    key: str
+    tags: list[str]
+    rows: list[dict]
+    old: dict | None
+
+
 def add(kb: KnowledgeBase, paths: list[str | Path], tags: list[str] | None = None, progress: bool = True,
         names: list[str] | None = None) -> AddReport:
     """Ingest files; `names` overrides their source names (uploads keep the uploader's file name)."""
@@ -84,19 +101,25 @@ def add(kb: KnowledgeBase, paths: list[str | Path], tags: list[str] | None = Non
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(files), desc=f"adding to {kb.name}", unit="file", dynamic_ncols=True)
+    pending: list[Prepared] = []
     with kb.writing():
         for f, source in files:
             if bar is not None:
                 bar.set_postfix_str(source[-40:], refresh=False)
             try:
-                status, n = add_document(kb, f, source, tags or [], progress=progress and bar is None)
+                prepared = prepare_document(kb, f, source, tags or [])
             except LoadError as e:
                 report.skipped.append((source, e.reason))
             else:
-                getattr(report, status).append(source)
-                report.chunks += n
+                if prepared is None:
+                    report.unchanged.append(source)
+                else:
+                    pending.append(prepared)
+                    if sum(len(p.rows) for p in pending) >= BATCH_CHUNKS:
+                        store_documents(kb, pending, report, progress=progress and bar is None)
             if bar is not None:
                 bar.update(1)
+        store_documents(kb, pending, report, progress=progress and bar is None)
         if report.added or report.updated:
             kb.bm25  # rebuild the keyword index once, now, rather than on the first query
     if bar is not None:
@@ -105,8 +128,8 @@ def add(kb: KnowledgeBase, paths: list[str | Path], tags: list[str] | None = Non
     return report
 
 
-def add_document(kb: KnowledgeBase, f: Path, source: str, tags: list[str], progress: bool = False) -> tuple[str, int]:
-    """Ingest one file; returns ("added" | "updated" | "unchanged", chunks written). Call inside kb.writing()."""
+def prepare_document(kb: KnowledgeBase, f: Path, source: str, tags: list[str]) -> Prepared | None:
+    """Load and chunk one file and write its chunk file; None when it is unchanged. Call inside kb.writing()."""
     from xuetu.rag import loaders
     from xuetu.rag.chunking import chunk_sections
 
@@ -114,11 +137,10 @@ def add_document(kb: KnowledgeBase, f: Path, source: str, tags: list[str], progr
     old = kb.documents.get(source)
     tags = sorted(set(tags)) if tags else (old or {}).get("tags", [])
     if old is not None and old["hash"] == digest and old.get("tags", []) == tags:
-        return "unchanged", 0
+        return None
     sections = loaders.load(f)
-    emb = kb.embedder
     s = kb.settings
-    chunks = chunk_sections(sections, source, emb.count_text_tokens, s.chunk_size, s.overlap)
+    chunks = chunk_sections(sections, source, kb.embedder.count_text_tokens, s.chunk_size, s.overlap)
     if not chunks:
         raise LoadError("no text to index")
     key = chunk_key(source, digest)
@@ -134,15 +156,29 @@ def add_document(kb: KnowledgeBase, f: Path, source: str, tags: list[str], progr
                 meta.setdefault(k, v)
         meta.update({f"tag:{t}": True for t in tags})
         rows.append({"id": f"{key}:{c.index}", "text": c.text, "metadata": meta})
+    # Written before the store sees the vectors: an interrupted run leaves a file naming its orphans.
     atomic_write_text(kb.chunk_file(key), "".join(orjson.dumps(r).decode() + "\n" for r in rows))
-    vectors, _ = emb.embed([r["text"] for r in rows], progress=progress and len(rows) > 64)
-    kb.store.add([r["id"] for r in rows], vectors, [r["text"] for r in rows], [r["metadata"] for r in rows])
-    kb.documents[source] = {"hash": digest, "key": key, "chunks": len(rows), "size": f.stat().st_size,
-                            "added": time.time(), "tags": tags}
-    kb.commit()  # the document is in the knowledge base from here on
-    if old is not None and old["key"] != key:
-        _drop_chunks(kb, old["key"])
-    return ("updated" if old is not None else "added"), len(rows)
+    return Prepared(source, f.stat().st_size, digest, key, tags, rows, old)
+
+
+def store_documents(kb: KnowledgeBase, pending: list[Prepared], report: AddReport, progress: bool = False) -> None:
+    """Embed and store the prepared documents, then commit them; empties `pending`."""
+    if not pending:
+        return
+    rows = [r for p in pending for r in p.rows]
+    texts = [r["text"] for r in rows]
+    vectors, _ = kb.embedder.embed(texts, progress=progress and len(rows) > 64)
+    kb.store.add([r["id"] for r in rows], vectors, texts, [r["metadata"] for r in rows])
+    for p in pending:
+        kb.documents[p.source] = {"hash": p.digest, "key": p.key, "chunks": len(p.rows), "size": p.size,
+                                  "added": time.time(), "tags": p.tags}
+    kb.commit()  # the documents are in the knowledge base from here on
+    for p in pending:
+        if p.old is not None and p.old["key"] != p.key:
+            _drop_chunks(kb, p.old["key"])
+        (report.updated if p.old is not None else report.added).append(p.source)
+        report.chunks += len(p.rows)
+    pending.clear()
 
 
 def remove_document(kb: KnowledgeBase, doc: str) -> str:
