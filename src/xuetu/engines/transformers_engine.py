@@ -117,8 +117,8 @@ class TransformersEngine:
             step_ids = torch.tensor([ids], device=self.device)  # (1, T)
             past = None
             while not seq.done:
-                result = self.model(input_ids=step_ids, past_key_values=past, use_cache=True)
-                past = result.past_key_values
+                result = self.model(input_ids=step_ids, cache=past, use_cache=True)
+                past = result.cache
                 token = seq.pick(result.logits[0, -1, :].float())  # logits (1, T, vocab) -> (vocab,)
                 chunk = seq.advance(token)
                 if chunk is not None:

@@ -23,6 +23,7 @@ from xuetu.serve.middleware import BearerAuth, BodyLimit, Observe, access_log
 from xuetu.serve.kb_routes import router as kb_router
 from xuetu.serve.ollama.router import router as ollama_router
 from xuetu.serve.openai.router import router as openai_router
+from xuetu.serve.train_routes import router as train_router
 
 log = logging.getLogger("xuetu.serve")
 
@@ -80,6 +81,7 @@ def create_app(args: ServeArgs | None = None) -> FastAPI:
     app.include_router(openai_router)
     app.include_router(ollama_router)
     app.include_router(kb_router)
+    app.include_router(train_router)
 
     # add_middleware wraps: the last added is outermost. Observe > CORS > body limit > auth > routes,
     # so CORS headers reach 401s and every request, refused or not, is counted and logged.

@@ -138,7 +138,7 @@ class BatchRunner:
         token = seq.pick(out.logits[0, -1].float())
         row = _Row(request, seq, len(request.prompt), token)
         if self._emit(row, seq.advance(token)):
-            self._join(row, out.past_key_values, len(request.prompt))
+            self._join(row, out.cache, len(request.prompt))
 
     def _emit(self, row: _Row, chunk) -> bool:
         """Send a chunk; True while the row goes on."""
@@ -172,9 +172,9 @@ class BatchRunner:
         ids = torch.tensor([[r.token] for r in rows], device=self.device)  # (B, 1)
         positions = torch.tensor([[r.position] for r in rows], device=self.device)  # (B, 1)
         mask = torch.cat([self._mask, torch.ones(len(rows), 1, dtype=torch.long, device=self.device)], dim=1)
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=self._cache,
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=self._cache,
                          use_cache=True, **self._adapter_kwargs(rows))
-        self._cache, self._mask = out.past_key_values, mask
+        self._cache, self._mask = out.cache, mask
         logits = out.logits[:, -1].float()  # (B, vocab)
         for i, row in enumerate(rows):
             if row.request.cancelled.is_set():

@@ -22,7 +22,7 @@ class _TooLarge(Exception):
 
 
 class BodyLimit:
-    """413 for bodies over `limit`; file uploads to knowledge bases get the larger `upload_limit`."""
+    """413 for bodies over `limit`; file uploads (knowledge-base documents, datasets) get the larger `upload_limit`."""
 
     def __init__(self, app, limit: int, upload_limit: int | None = None):
         self.app, self.default, self.upload_limit = app, limit, upload_limit or limit
@@ -31,7 +31,8 @@ class BodyLimit:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         path = scope["path"]
-        upload = scope.get("method") == "PUT" and path.startswith("/v1/kb/") and "/documents/" in path
+        upload = scope.get("method") == "PUT" and (path.startswith("/v1/datasets/")
+                                                   or path.startswith("/v1/kb/") and "/documents/" in path)
         limit = self.upload_limit if upload else self.default
         declared = dict(scope["headers"]).get(b"content-length")
         too_large = error_response(path, 413, f"request body is larger than {limit} bytes", code="request_too_large")

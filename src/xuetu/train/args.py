@@ -60,6 +60,8 @@ class TrainArgs:
     epochs: float = 3.0
     max_steps: int | None = None
     """Stop after this many optimizer steps (overrides epochs)."""
+    max_minutes: float | None = None
+    """A time budget: stop (with a checkpoint, and the model saved) once training has run this long."""
     batch_size: int = 4
     """Sequences per micro-batch (per device)."""
     grad_accum: int = 1
@@ -104,6 +106,8 @@ class TrainArgs:
                 raise XuetuError(f"{name} must be at least 1")
         if self.lr is None:
             self.lr = {"lora": 5e-4, "qlora": 5e-4, "full": 2e-5, "prompt-tuning": 3e-2, "prefix-tuning": 1e-2}[self.method]
+        if self.max_minutes is not None and self.max_minutes <= 0:
+            raise XuetuError("max_minutes must be positive")
         if self.lr <= 0 or self.epochs <= 0:
             raise XuetuError("lr and epochs must be positive")
         if not 0 <= self.val_fraction < 1:

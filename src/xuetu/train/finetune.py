@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import math
+import os
 import random
 import sys
 import time
@@ -93,7 +94,7 @@ def finetune(args: TrainArgs, resume: bool = True, progress: bool = True) -> Res
     out = str(parse_name(args.out or f"{base.name.split(':')[0].split('/')[-1]}-{args.method}"))
     run = Run(run_dir(out))
     info = run.info
-    if info.get("status") == "finished" and any(r.name == out for r in models.list_models()):
+    if info.get("status") in ("finished", "evaluating") and any(r.name == out for r in models.list_models()):
         raise XuetuError(f"{out} was already trained (run {run.path.name})",
                          f"Choose another --out, or remove it first: xuetu rm {out}")
     accelerator = Accelerator(mixed_precision=mixed_precision(args.precision), cpu=not torch.cuda.is_available())
@@ -174,7 +175,7 @@ def finetune(args: TrainArgs, resume: bool = True, progress: bool = True) -> Res
         run.update(kind="finetune", status="running", out=out, base=base.name, method=args.method,
                    config=to_dict(args), total_steps=total_steps, started_at=info.get("started_at") or now(),
                    trainable_parameters=n_train, examples=to_dict(report),
-                   sequences=len(seqs), packed=pack)
+                   sequences=len(seqs), packed=pack, pid=os.getpid(), error=None)
 
     # -- fit ----------------------------------------------------------------------------------------
     pad = tokenizer.pad_token_id
@@ -219,7 +220,7 @@ def finetune(args: TrainArgs, resume: bool = True, progress: bool = True) -> Res
     last_loss = last_val = None
     stopped_early = False
     window_loss = window_tokens = 0.0
-    tick = time.perf_counter()
+    tick = began = time.perf_counter()
     try:
         while step < total_steps:
             mbs = micro_batches(len(seqs), args.batch_size, state["epoch"], args.seed)[rank::world][:per_rank]
@@ -272,9 +273,14 @@ def finetune(args: TrainArgs, resume: bool = True, progress: bool = True) -> Res
                     state["micro"] = 0
                 if step % args.save_every == 0 or step == total_steps:
                     save_checkpoint()
-                if args.early_stopping and state["bad_evals"] >= args.early_stopping:
+                out_of_time = args.max_minutes is not None and time.perf_counter() - began > args.max_minutes * 60
+                if (args.early_stopping and state["bad_evals"] >= args.early_stopping) or out_of_time:
+                    if out_of_time and main:
+                        warn(f"the time budget of {args.max_minutes:g} minutes is spent: stopping at step {step} "
+                             f"of {total_steps}")
                     stopped_early = True
-                    save_checkpoint()
+                    if step % args.save_every != 0 and step != total_steps:
+                        save_checkpoint()
                     break
             if stopped_early:
                 break
@@ -312,13 +318,15 @@ def finetune(args: TrainArgs, resume: bool = True, progress: bool = True) -> Res
         else:
             tokenizer.save_pretrained(final)
             models.create(out, final, progress=False, overrides={"params": base.params})
-        run.update(status="finished", finished_at=now(), steps=step, train_loss=last_loss, val_loss=last_val,
-                   stopped_early=stopped_early)
+        evaluate = bool(args.evaluate and val_records)
+        run.update(status="evaluating" if evaluate else "finished", finished_at=now(), steps=step, train_loss=last_loss,
+                   val_loss=last_val, stopped_early=stopped_early)
         run.plot()
-        if args.evaluate and val_records:
+        if evaluate:
             from xuetu.train.report import compare_base_and_tuned
 
             compare_base_and_tuned(run, base, models.resolve(out), val_records, tokenizer, args, progress=progress)
+            run.update(status="finished")
     accelerator.wait_for_everyone()
     return result
 

@@ -192,7 +192,9 @@ async def show(body: p.ShowRequest):
     caps = ["embedding"] if ref.kind == "embedding" else ["completion"]
     return {"modelfile": modelfile, "parameters": params, "template": template, "system": ref.system or "",
             "details": p.details(ref, facts), "model_info": info, "capabilities": caps,
-            "modified_at": p.modified_at(ref)}
+            "modified_at": p.modified_at(ref),
+            # xuetu extensions: bytes the weights need at each precision, and the files on disk
+            "memory": dict(facts.memory()), "size": facts.disk_bytes}
 
 
 @router.post("/pull")

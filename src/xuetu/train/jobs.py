@@ -1,0 +1,173 @@
+"""Fine-tunes started from the server: each one is a `xuetu finetune` child process whose output goes
+to the run's train.log, so the server stays responsive and a crash in training cannot take it down.
+
+Uploaded datasets live in XUETU_HOME/datasets/. A run's status on disk is written by the training
+process itself; `status()` also notices a run whose process died without saying so ("interrupted").
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from xuetu.errors import XuetuError
+from xuetu.home import inside, xuetu_home
+from xuetu.train.runs import Run, get_run, now, run_dir
+
+DATASET_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".parquet")
+ACTIVE = ("starting", "running", "evaluating")
+_CHILDREN: dict[int, subprocess.Popen] = {}
+"""Training processes this process started, so they are reaped (no zombies) and cancel can wait for them."""
+
+
+def datasets_root() -> Path:
+    root = xuetu_home() / "datasets"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def dataset_path(name: str) -> Path:
+    if not re.fullmatch(r"[\w\u4e00-\u9fff][\w.\- \u4e00-\u9fff]{0,120}", name) or not name.lower().endswith(DATASET_SUFFIXES):
+        raise XuetuError(f"invalid dataset name {name!r}",
+                         f"Use a plain file name ending in {', '.join(DATASET_SUFFIXES)}, e.g. my-qa.jsonl.")
+    return inside(datasets_root(), datasets_root() / name)
+
+
+def describe_dataset(path: Path) -> dict:
+    """Read every record (so a malformed file fails now, not in training) and summarise it."""
+    import xuetu.data
+
+    records = list(xuetu.data.load(path))
+    if not records:
+        raise XuetuError(f"{path.name} holds no records")
+    chats = [r for r in records if not r.is_text]
+    if not chats:
+        raise XuetuError(f"{path.name} holds raw text only; fine-tuning needs questions and answers",
+                         "Use question/answer, instruction/output (Alpaca) or messages (OpenAI) records.")
+    formats = sorted({r.meta.get("format", "?") for r in records})
+    return {"object": "dataset", "name": path.name, "records": len(records), "format": ",".join(formats),
+            "size": path.stat().st_size}
+
+
+def save_dataset(name: str, data: bytes) -> dict:
+    """Write an upload atomically and validate it; a file that does not read is removed again."""
+    path = dataset_path(name)
+    incoming = datasets_root() / ".incoming"
+    incoming.mkdir(exist_ok=True)
+    tmp = incoming / path.name  # same suffix, so it is read as the format it claims
+    tmp.write_bytes(data)
+    try:
+        info = describe_dataset(tmp)
+    except XuetuError as e:
+        tmp.unlink(missing_ok=True)
+        raise XuetuError(e.message.replace(str(tmp), path.name), e.hint) from None
+    os.replace(tmp, path)
+    return {**info, "name": path.name}
+
+
+def list_datasets() -> list[dict]:
+    out = []
+    for path in sorted(datasets_root().iterdir()):
+        if path.is_file() and not path.name.startswith(".") and path.name.lower().endswith(DATASET_SUFFIXES):
+            out.append({"object": "dataset", "name": path.name, "size": path.stat().st_size})
+    return out
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a finished child of this process is a zombie until reaped: not alive
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        return done == 0
+    except ChildProcessError:
+        return True
+
+
+def status(info: dict) -> str:
+    """The stored status, except that an active run whose process is gone is 'interrupted'."""
+    state = info.get("status", "unknown")
+    if state in ACTIVE and info.get("pid") and not _alive(info["pid"]):
+        return "interrupted"
+    return state
+
+
+def active_run() -> str | None:
+    from xuetu.train.runs import list_runs
+
+    for r in list_runs():
+        if status(r) in ACTIVE and _alive(r.get("pid")):
+            return r["run"]
+    return None
+
+
+def start_finetune(data: str, model: str = "smollm2:135m", out: str | None = None, max_steps: int | None = None,
+                   epochs: float | None = None, lr: float | None = None) -> dict:
+    """Start `xuetu finetune` in the background on an uploaded dataset; one at a time per machine."""
+    from xuetu import models
+    from xuetu.models import parse_name
+
+    if (busy := active_run()) is not None:
+        raise XuetuError(f"a fine-tune is already running (run {busy})", "Wait for it to finish or cancel it first.")
+    path = dataset_path(data)
+    if not path.is_file():
+        raise XuetuError(f"no dataset named {data!r}", "Upload it first: PUT /v1/datasets/FILENAME.")
+    base = models.resolve(model)
+    out = str(parse_name(out or f"{base.name.split(':')[0].split('/')[-1]}-{path.stem}"))
+    run = Run(run_dir(out))
+    if run.info.get("status") == "finished" and any(r.name == out for r in models.list_models()):
+        raise XuetuError(f"{out} was already trained", "Choose another name for the new model.")
+    cmd = [sys.executable, "-m", "xuetu", "finetune", "--model", base.name, "--data", str(path), "--out", out,
+           "--method", "lora"]
+    for key, value in (("max_steps", max_steps), ("epochs", epochs), ("lr", lr)):
+        if value is not None:
+            cmd += ["--set", f"{key}={value}"]
+    log = open(run.path / "train.log", "ab")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TQDM_MININTERVAL": "2"}
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                            start_new_session=True)
+    log.close()
+    for pid, child in list(_CHILDREN.items()):
+        if child.poll() is not None:
+            del _CHILDREN[pid]
+    _CHILDREN[proc.pid] = proc
+    run.update(kind="finetune", status="starting", out=out, base=base.name, method="lora", pid=proc.pid,
+               dataset=path.name, started_at=now(), error=None)
+    return {"object": "run", "run": run.path.name, "out": out, "status": "starting", "pid": proc.pid}
+
+
+def cancel(name: str) -> dict:
+    run = get_run(name)
+    info = run.info
+    if status(info) not in ACTIVE:
+        raise XuetuError(f"run {run.path.name} is not running (it is {status(info)})")
+    pid = info.get("pid")
+    if pid and _alive(pid):
+        os.killpg(os.getpgid(pid), signal.SIGTERM)  # its own session: the whole training process tree
+        child = _CHILDREN.pop(pid, None)
+        if child is not None:
+            try:
+                child.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(pid, signal.SIGKILL)
+                child.wait()
+    run.update(status="cancelled", finished_at=now())
+    return {"object": "run", "run": run.path.name, "status": "cancelled"}
+
+
+def log_tail(name: str, lines: int = 40) -> str:
+    path = get_run(name).path / "train.log"
+    if not path.is_file():
+        return ""
+    text = path.read_bytes()[-65536:].decode("utf-8", "replace")
+    # progress bars redraw with carriage returns: keep the last state of each line
+    return "\n".join(line.rsplit("\r", 1)[-1] for line in text.splitlines()[-lines:])
