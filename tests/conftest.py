@@ -66,3 +66,16 @@ def smollm2(embedded_home, monkeypatch):
 def copy_tree(src: Path, dst: Path) -> Path:
     shutil.copytree(src, dst)
     return dst
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Chromium (Debian's), one per test session."""
+    from playwright.sync_api import sync_playwright
+
+    from helpers.browser import launch
+
+    with sync_playwright() as p:
+        b = launch(p)
+        yield b
+        b.close()

@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 
 from xuetu import __version__
 from xuetu.home import xuetu_home
-from xuetu.serve import health
+from xuetu.serve import health, web
 from xuetu.serve.args import ServeArgs
 from xuetu.serve.errors import ApiError, api_error_handler, error_response
 from xuetu.serve.manager import ModelManager
@@ -82,6 +82,7 @@ def create_app(args: ServeArgs | None = None) -> FastAPI:
     app.include_router(ollama_router)
     app.include_router(kb_router)
     app.include_router(train_router)
+    web.mount(app)
 
     # add_middleware wraps: the last added is outermost. Observe > CORS > body limit > auth > routes,
     # so CORS headers reach 401s and every request, refused or not, is counted and logged.

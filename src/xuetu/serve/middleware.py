@@ -13,6 +13,7 @@ import time
 import uuid
 
 from xuetu.serve.errors import error_response
+from xuetu.serve.web import is_public
 
 access_log = logging.getLogger("xuetu.access")
 
@@ -68,7 +69,8 @@ class BearerAuth:
         self.app, self.keys = app, [k.encode() for k in keys]
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or not self.keys or scope["path"] in self.OPEN or scope["method"] == "OPTIONS":
+        if (scope["type"] != "http" or not self.keys or scope["path"] in self.OPEN or scope["method"] == "OPTIONS"
+                or scope["method"] in ("GET", "HEAD") and is_public(scope["path"])):
             return await self.app(scope, receive, send)
         header = dict(scope["headers"]).get(b"authorization", b"")
         scheme, _, token = header.partition(b" ")

@@ -155,7 +155,9 @@ async def chat_route(body: p.ChatRequest, request: Request):
 def _tag(ref) -> dict:
     facts = describe(ref)
     return {"name": ref.name, "model": ref.name, "modified_at": p.modified_at(ref), "size": facts.disk_bytes,
-            "digest": p.digest(ref), "details": p.details(ref, facts)}
+            "digest": p.digest(ref), "details": p.details(ref, facts),
+            # xuetu extension, as /api/show names it: lets a client tell chat models from embedders
+            "capabilities": ["embedding"] if ref.kind == "embedding" else ["completion"]}
 
 
 @router.get("/tags")

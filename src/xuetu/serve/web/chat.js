@@ -1,0 +1,258 @@
+// Chat: streamed answers as Markdown, stop and regenerate, conversations kept in the browser (localStorage),
+// system prompt and sampling settings, and a knowledge-base switch whose answers list their sources.
+import { el, getJSON, markdown, request, streamJSON, toast } from "./api.js";
+import { onLangChange, t } from "./i18n.js";
+
+const STORE = "xuetu.conversations";
+const SETTINGS = "xuetu.settings";
+const $ = (id) => document.getElementById(id);
+
+let conversations = load(STORE, []);
+let settings = { temperature: 0.2, top_p: 0.95, max_tokens: 512, model: "", kb: "", useKb: false, ...load(SETTINGS, {}) };
+let current = conversations[0]?.id || null;
+let controller = null;  // the AbortController of the answer being streamed
+
+function load(key, fallback) {
+  try { return JSON.parse(localStorage.getItem(key)) ?? fallback; } catch { return fallback; }
+}
+function save() {
+  localStorage.setItem(STORE, JSON.stringify(conversations.slice(0, 200)));
+  localStorage.setItem(SETTINGS, JSON.stringify(settings));
+}
+function conversation() { return conversations.find((c) => c.id === current); }
+
+function newConversation() {
+  const c = { id: crypto.randomUUID?.() || String(Date.now() + Math.random()), title: "", messages: [],
+              system: $("system-prompt").value, updated: Date.now() };
+  conversations.unshift(c);
+  current = c.id;
+  save();
+  return c;
+}
+
+// ---- rendering -------------------------------------------------------------------------------------------
+
+function renderList() {
+  const list = $("conversations");
+  list.replaceChildren(...conversations.map((c) => el("li", { className: c.id === current ? "active" : "" },
+    el("button.link", { text: c.title || t("chat.untitled"), title: c.title, "aria-current": c.id === current ? "true" : null,
+                        onclick: () => { current = c.id; $("system-prompt").value = c.system || ""; renderAll(); closeSidebar(); } }),
+    el("button.icon", { text: "×", "aria-label": t("chat.delete"), title: t("chat.delete"),
+                        onclick: () => removeConversation(c.id) }))));
+}
+
+function removeConversation(id) {
+  conversations = conversations.filter((c) => c.id !== id);
+  if (current === id) current = conversations[0]?.id || null;
+  save();
+  renderAll();
+}
+
+function sourcesBlock(citations) {
+  if (!citations || !citations.length) return null;
+  return el("details.sources", { open: true },
+    el("summary", { text: `${t("chat.sources")} (${citations.length})` }),
+    el("ol", {}, citations.map((c) => el("li", { className: c.cited ? "cited" : "uncited", value: c.n },
+      el("span.source", { text: c.source }),
+      c.page ? el("span.page", { text: " · " + t("chat.page", { page: c.page }) }) : null,
+      c.heading ? el("span.heading", { text: " · " + c.heading }) : null,
+      c.cited ? null : el("span.muted", { text: ` (${t("chat.notCited")})` }),
+      el("blockquote", { text: c.text })))));
+}
+
+function statsLine(m) {
+  if (!m.stats) return null;
+  const s = m.stats;
+  const text = t("chat.stats", { tokens: s.completion_tokens ?? "?", speed: s.tokens_per_s ?? "?", prompt: s.prompt_tokens ?? "?" });
+  return el("div.stats", { text: text + (m.stopped ? ` · ${t("chat.stopped")}` : "") });
+}
+
+function messageNode(m) {
+  const body = el("div.content");
+  if (m.role === "assistant") { body.innerHTML = markdown(m.content); addCopyButtons(body); }
+  else body.textContent = m.content;
+  return el(`article.message.${m.role}`, { "aria-label": m.role === "user" ? t("chat.you") : t("chat.assistant") },
+    el("div.who", { text: m.role === "user" ? t("chat.you") : (m.model || t("chat.assistant")) }),
+    body, m.role === "assistant" ? sourcesBlock(m.citations) : null, statsLine(m));
+}
+
+function addCopyButtons(root) {
+  for (const pre of root.querySelectorAll("pre")) {
+    const button = el("button.copy", { type: "button", text: t("chat.copy"), onclick: async () => {
+      await navigator.clipboard?.writeText(pre.innerText);
+      button.textContent = t("chat.copied");
+    } });
+    pre.prepend(button);
+  }
+}
+
+function renderMessages() {
+  const box = $("messages");
+  const c = conversation();
+  if (!c || !c.messages.length) {
+    box.replaceChildren(el("p.empty", { text: t("chat.empty") }));
+  } else {
+    box.replaceChildren(...c.messages.map(messageNode));
+    box.scrollTop = box.scrollHeight;
+  }
+  $("regenerate").disabled = !c || !c.messages.some((m) => m.role === "assistant") || Boolean(controller);
+}
+
+function renderAll() { renderList(); renderMessages(); }
+
+// ---- asking ----------------------------------------------------------------------------------------------
+
+function payload(c) {
+  const messages = [];
+  if (c.system && c.system.trim()) messages.push({ role: "system", content: c.system.trim() });
+  for (const m of c.messages) if (m.content) messages.push({ role: m.role, content: m.content });
+  const body = { model: settings.model, messages, stream: true, stream_options: { include_usage: true },
+                 temperature: Number(settings.temperature), top_p: Number(settings.top_p),
+                 max_tokens: Number(settings.max_tokens) };
+  if (settings.useKb && settings.kb) body.kb = settings.kb;
+  return body;
+}
+
+function busy(on) {
+  $("send").hidden = on;
+  $("stop").hidden = !on;
+  $("regenerate").disabled = on;
+}
+
+async function answer(c) {
+  if (!settings.model) { toast(t("chat.noModels"), "error"); return; }
+  const reply = { role: "assistant", content: "", model: settings.model, kb: settings.useKb ? settings.kb : null };
+  const body = payload(c);
+  c.messages.push(reply);
+  renderMessages();
+  const node = $("messages").lastElementChild;
+  const content = node.querySelector(".content");
+  node.classList.add("streaming");
+  controller = new AbortController();
+  busy(true);
+  const started = performance.now();
+  let first = null, usage = null, pending = false;
+  const paint = () => {
+    pending = false;
+    content.innerHTML = markdown(reply.content);
+    $("messages").scrollTop = $("messages").scrollHeight;
+  };
+  try {
+    const response = await request("/v1/chat/completions", { method: "POST", json: body, signal: controller.signal });
+    for await (const chunk of streamJSON(response)) {
+      const delta = chunk.choices?.[0]?.delta?.content;
+      if (delta) {
+        first ??= performance.now();
+        reply.content += delta;
+        if (!pending) { pending = true; requestAnimationFrame(paint); }
+      }
+      if (chunk.citations) reply.citations = chunk.citations;
+      if (chunk.usage) usage = chunk.usage;
+    }
+  } catch (e) {
+    if (e.name === "AbortError") reply.stopped = true;
+    else { toast(e.message, "error"); reply.error = e.message; }
+  } finally {
+    controller = null;
+    busy(false);
+  }
+  const seconds = ((performance.now() - (first ?? started)) / 1000) || 1e-3;
+  const completion = usage?.completion_tokens ?? null;
+  reply.stats = { prompt_tokens: usage?.prompt_tokens ?? null, completion_tokens: completion,
+                  tokens_per_s: completion ? (completion / seconds).toFixed(1) : null };
+  if (!reply.content && reply.error) c.messages.pop();
+  c.updated = Date.now();
+  save();
+  renderAll();
+}
+
+async function send(text) {
+  const c = conversation() || newConversation();
+  c.system = $("system-prompt").value;
+  c.messages.push({ role: "user", content: text });
+  if (!c.title) c.title = text.slice(0, 40);
+  conversations = [c, ...conversations.filter((x) => x !== c)];
+  save();
+  renderAll();
+  await answer(c);
+}
+
+async function regenerate() {
+  const c = conversation();
+  if (!c || controller) return;
+  while (c.messages.length && c.messages[c.messages.length - 1].role === "assistant") c.messages.pop();
+  if (!c.messages.length) return;
+  renderMessages();
+  await answer(c);
+}
+
+// ---- pickers ---------------------------------------------------------------------------------------------
+
+export async function refreshPickers() {
+  const [tags, kbs] = await Promise.all([getJSON("/api/tags"), getJSON("/v1/kb").catch(() => ({ data: [] }))]);
+  const chat = tags.models.filter((m) => !(m.capabilities || []).includes("embedding")).map((m) => m.name);
+  const params = new URLSearchParams(location.search);
+  const wanted = params.get("model") || settings.model;
+  settings.model = chat.includes(wanted) ? wanted : (chat.find((n) => n.startsWith("smollm2")) || chat[0] || "");
+  const select = $("model-select");
+  select.replaceChildren(...chat.map((n) => el("option", { value: n, text: n })));
+  if (!chat.length) select.append(el("option", { value: "", text: t("chat.noModels") }));
+  select.value = settings.model;
+  const names = kbs.data.map((k) => k.name);
+  const kbWanted = params.get("kb");
+  if (kbWanted && names.includes(kbWanted)) { settings.kb = kbWanted; settings.useKb = true; }
+  if (!names.includes(settings.kb)) settings.kb = names[0] || "";
+  const kbSelect = $("kb-select");
+  kbSelect.replaceChildren(...names.map((n) => el("option", { value: n, text: n })));
+  if (!names.length) kbSelect.append(el("option", { value: "", text: t("chat.noKb") }));
+  kbSelect.value = settings.kb;
+  $("kb-toggle").checked = settings.useKb && Boolean(settings.kb);
+  $("kb-toggle").disabled = !names.length;
+  kbSelect.disabled = !$("kb-toggle").checked;
+  save();
+}
+
+function closeSidebar() {
+  $("chat-sidebar").classList.remove("open");
+  $("sidebar-toggle").setAttribute("aria-expanded", "false");
+}
+
+export function setupChat() {
+  const bind = (id, key, out) => {
+    const input = $(id);
+    input.value = settings[key];
+    if (out) $(out).textContent = input.value;
+    input.addEventListener("input", () => { settings[key] = input.value; if (out) $(out).textContent = input.value; save(); });
+  };
+  bind("temperature", "temperature", "temperature-out");
+  bind("top-p", "top_p", "top-p-out");
+  bind("max-tokens", "max_tokens");
+  $("system-prompt").value = conversation()?.system || "";
+  $("system-prompt").addEventListener("change", () => { const c = conversation(); if (c) { c.system = $("system-prompt").value; save(); } });
+  $("model-select").addEventListener("change", (e) => { settings.model = e.target.value; save(); });
+  $("kb-select").addEventListener("change", (e) => { settings.kb = e.target.value; save(); });
+  $("kb-toggle").addEventListener("change", (e) => {
+    settings.useKb = e.target.checked;
+    $("kb-select").disabled = !e.target.checked;
+    save();
+  });
+  $("new-chat").addEventListener("click", () => { newConversation(); renderAll(); closeSidebar(); $("prompt").focus(); });
+  $("composer").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const text = $("prompt").value.trim();
+    if (!text || controller) return;
+    $("prompt").value = "";
+    send(text);
+  });
+  $("prompt").addEventListener("keydown", (e) => {  // Enter sends; Shift+Enter (or an IME composition) does not
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); $("composer").requestSubmit(); }
+  });
+  $("stop").addEventListener("click", () => controller?.abort());
+  $("regenerate").addEventListener("click", regenerate);
+  $("sidebar-toggle").addEventListener("click", () => {
+    const open = $("chat-sidebar").classList.toggle("open");
+    $("sidebar-toggle").setAttribute("aria-expanded", String(open));
+  });
+  onLangChange(renderAll);
+  renderAll();
+}

@@ -1,0 +1,129 @@
+// Chinese and English. Chinese is the default when the browser prefers it; the switch is remembered.
+const STRINGS = {
+  en: {
+    skip: "Skip to content",
+    "nav.chat": "Chat", "nav.kb": "Knowledge", "nav.models": "Models", "nav.train": "Training",
+    "chat.new": "New chat", "chat.history": "Conversations", "chat.settings": "System prompt and settings",
+    "chat.system": "System prompt", "chat.systemHint": "You are a patient AI tutor…",
+    "chat.temperature": "Temperature", "chat.topP": "Top-p", "chat.maxTokens": "Max tokens",
+    "chat.menu": "Menu", "chat.model": "Model", "chat.useKb": "Knowledge base", "chat.kbName": "Knowledge base name",
+    "chat.message": "Message", "chat.placeholder": "Ask something… (Enter to send, Shift+Enter for a new line)",
+    "chat.regenerate": "Regenerate", "chat.stop": "Stop", "chat.send": "Send",
+    "chat.untitled": "New chat", "chat.delete": "Delete conversation", "chat.you": "You", "chat.assistant": "Assistant",
+    "chat.sources": "Sources", "chat.page": "p. {page}", "chat.notCited": "not cited",
+    "chat.stats": "{tokens} tokens · {speed} tokens/s · prompt {prompt}", "chat.stopped": "stopped",
+    "chat.noModels": "No chat models yet: pull one under Models.", "chat.noKb": "no knowledge bases",
+    "chat.empty": "Ask the model anything. Turn on a knowledge base to answer from your documents, with sources.",
+    "chat.copy": "Copy", "chat.copied": "Copied",
+    "kb.newName": "New knowledge base", "kb.namePlaceholder": "notes", "kb.create": "Create",
+    "kb.list": "Knowledge bases", "kb.pick": "Pick or create a knowledge base.",
+    "kb.drop": "Drop files here (PDF, Markdown, HTML, Word, text, CSV/JSONL), or", "kb.browse": "choose files",
+    "kb.documents": "Documents", "kb.source": "Source", "kb.chunks": "Chunks", "kb.size": "Size", "kb.added": "Added",
+    "kb.none": "No documents yet.", "kb.query": "Try a query", "kb.search": "Search", "kb.mode": "Mode",
+    "kb.delete": "Delete", "kb.deleteKb": "Delete knowledge base", "kb.confirmDoc": "Remove {name} from {kb}?",
+    "kb.confirmKb": "Delete the knowledge base {kb} and everything in it?", "kb.uploading": "uploading {name}…",
+    "kb.uploaded": "{name}: {chunks} chunks", "kb.unchanged": "{name}: unchanged", "kb.skipped": "{name} skipped: {why}",
+    "kb.results": "Results", "kb.noResults": "Nothing found.", "kb.summary": "{docs} documents · {chunks} chunks · embedder {embedder} · {store}",
+    "kb.showChunks": "Chunks of {name}",
+    "models.pullLabel": "Pull a model", "models.pull": "Pull", "models.title": "Models", "models.name": "Name",
+    "models.family": "Family", "models.params": "Parameters", "models.format": "Format", "models.size": "Size",
+    "models.details": "Details", "models.delete": "Delete", "models.confirm": "Delete the model {name}?",
+    "models.memory": "Memory the weights need", "models.precision": "Precision", "models.bytes": "Memory",
+    "models.context": "Context length", "models.base": "Base model", "models.system": "System prompt",
+    "models.parameters": "Parameters", "models.template": "Chat template", "models.pulled": "{name} is ready",
+    "models.deleted": "{name} deleted", "models.none": "No models yet.", "models.adapter": "adapter of {base}",
+    "train.start": "Start a LoRA fine-tune", "train.dataset": "Dataset (.jsonl, .json, .csv, .parquet)",
+    "train.orUploaded": "or one uploaded before", "train.base": "Base model", "train.out": "New model name",
+    "train.steps": "Steps", "train.go": "Start training", "train.runs": "Runs",
+    "train.pick": "Pick a run to see its loss curve and report.", "train.none": "No runs yet.",
+    "train.needData": "Choose a dataset file first.", "train.uploaded": "{name}: {records} records ({format})",
+    "train.started": "Training {out}…", "train.cancel": "Cancel", "train.loss": "loss", "train.valLoss": "validation loss",
+    "train.step": "step", "train.report": "Evaluation: base against tuned", "train.log": "Log",
+    "train.progress": "step {steps} of {total}", "train.chat": "Chat with {out}", "train.noMetrics": "No steps yet.",
+    "status.starting": "starting", "status.running": "running", "status.evaluating": "evaluating",
+    "status.finished": "finished", "status.failed": "failed", "status.cancelled": "cancelled",
+    "status.interrupted": "interrupted",
+    "auth.title": "This server needs an API key", "auth.label": "API key", "auth.wrong": "That key was refused.",
+    "auth.save": "Continue", "auth.change": "API key",
+    "error.network": "Cannot reach the server: {msg}",
+  },
+  zh: {
+    skip: "跳到正文",
+    "nav.chat": "对话", "nav.kb": "知识库", "nav.models": "模型", "nav.train": "训练",
+    "chat.new": "新对话", "chat.history": "会话", "chat.settings": "系统提示词与参数",
+    "chat.system": "系统提示词", "chat.systemHint": "你是一位耐心的 AI 学习助手……",
+    "chat.temperature": "温度", "chat.topP": "Top-p", "chat.maxTokens": "最多生成 token 数",
+    "chat.menu": "菜单", "chat.model": "模型", "chat.useKb": "知识库", "chat.kbName": "知识库名称",
+    "chat.message": "消息", "chat.placeholder": "输入问题……（Enter 发送，Shift+Enter 换行）",
+    "chat.regenerate": "重新生成", "chat.stop": "停止", "chat.send": "发送",
+    "chat.untitled": "新对话", "chat.delete": "删除会话", "chat.you": "你", "chat.assistant": "助手",
+    "chat.sources": "来源", "chat.page": "第 {page} 页", "chat.notCited": "未引用",
+    "chat.stats": "{tokens} 个 token · {speed} token/秒 · 提示 {prompt}", "chat.stopped": "已停止",
+    "chat.noModels": "还没有对话模型：请在“模型”页拉取一个。", "chat.noKb": "还没有知识库",
+    "chat.empty": "问模型任何问题。打开知识库开关，就会根据你的文档回答并标注来源。",
+    "chat.copy": "复制", "chat.copied": "已复制",
+    "kb.newName": "新建知识库", "kb.namePlaceholder": "笔记", "kb.create": "创建",
+    "kb.list": "知识库", "kb.pick": "选择或新建一个知识库。",
+    "kb.drop": "把文件拖到这里（PDF、Markdown、HTML、Word、文本、CSV/JSONL），或", "kb.browse": "选择文件",
+    "kb.documents": "文档", "kb.source": "来源", "kb.chunks": "分块", "kb.size": "大小", "kb.added": "添加时间",
+    "kb.none": "还没有文档。", "kb.query": "试试检索", "kb.search": "检索", "kb.mode": "方式",
+    "kb.delete": "删除", "kb.deleteKb": "删除知识库", "kb.confirmDoc": "从 {kb} 中删除 {name}？",
+    "kb.confirmKb": "删除知识库 {kb} 及其全部内容？", "kb.uploading": "正在上传 {name}……",
+    "kb.uploaded": "{name}：{chunks} 个分块", "kb.unchanged": "{name}：没有变化", "kb.skipped": "已跳过 {name}：{why}",
+    "kb.results": "结果", "kb.noResults": "没有找到。", "kb.summary": "{docs} 篇文档 · {chunks} 个分块 · 嵌入模型 {embedder} · {store}",
+    "kb.showChunks": "{name} 的分块",
+    "models.pullLabel": "拉取模型", "models.pull": "拉取", "models.title": "模型", "models.name": "名称",
+    "models.family": "架构", "models.params": "参数量", "models.format": "格式", "models.size": "大小",
+    "models.details": "详情", "models.delete": "删除", "models.confirm": "删除模型 {name}？",
+    "models.memory": "权重所需内存", "models.precision": "精度", "models.bytes": "内存",
+    "models.context": "上下文长度", "models.base": "基座模型", "models.system": "系统提示词",
+    "models.parameters": "生成参数", "models.template": "对话模板", "models.pulled": "{name} 已就绪",
+    "models.deleted": "已删除 {name}", "models.none": "还没有模型。", "models.adapter": "{base} 的适配器",
+    "train.start": "开始 LoRA 微调", "train.dataset": "数据集（.jsonl、.json、.csv、.parquet）",
+    "train.orUploaded": "或选择已上传的数据集", "train.base": "基座模型", "train.out": "新模型名称",
+    "train.steps": "训练步数", "train.go": "开始训练", "train.runs": "训练记录",
+    "train.pick": "选择一次训练，查看损失曲线和评估报告。", "train.none": "还没有训练记录。",
+    "train.needData": "请先选择数据集文件。", "train.uploaded": "{name}：{records} 条（{format}）",
+    "train.started": "正在训练 {out}……", "train.cancel": "取消训练", "train.loss": "训练损失", "train.valLoss": "验证损失",
+    "train.step": "步", "train.report": "评估：微调前后对比", "train.log": "日志",
+    "train.progress": "第 {steps} / {total} 步", "train.chat": "和 {out} 对话", "train.noMetrics": "还没有训练步。",
+    "status.starting": "启动中", "status.running": "训练中", "status.evaluating": "评估中",
+    "status.finished": "已完成", "status.failed": "失败", "status.cancelled": "已取消",
+    "status.interrupted": "已中断",
+    "auth.title": "此服务需要 API 密钥", "auth.label": "API 密钥", "auth.wrong": "密钥不正确。",
+    "auth.save": "继续", "auth.change": "API 密钥",
+    "error.network": "无法连接服务器：{msg}",
+  },
+};
+
+function preferred() {
+  const saved = localStorage.getItem("xuetu.lang");
+  if (saved === "en" || saved === "zh") return saved;
+  const langs = navigator.languages && navigator.languages.length ? navigator.languages : [navigator.language || "en"];
+  return String(langs[0]).toLowerCase().startsWith("zh") ? "zh" : "en";
+}
+
+export let lang = preferred();
+const listeners = [];
+
+export function t(key, vars = {}) {
+  const text = STRINGS[lang][key] ?? STRINGS.en[key] ?? key;
+  return text.replace(/\{(\w+)\}/g, (_, name) => (name in vars ? String(vars[name]) : `{${name}}`));
+}
+
+/** Fill every element marked with data-i18n (text), data-i18n-placeholder and data-i18n-title. */
+export function translate(root = document) {
+  document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
+  for (const el of root.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
+  for (const el of root.querySelectorAll("[data-i18n-placeholder]")) el.placeholder = t(el.dataset.i18nPlaceholder);
+  for (const el of root.querySelectorAll("[data-i18n-title]")) el.title = t(el.dataset.i18nTitle);
+}
+
+export function setLang(next) {
+  lang = next;
+  localStorage.setItem("xuetu.lang", next);
+  translate();
+  for (const fn of listeners) fn(next);
+}
+
+export function onLangChange(fn) { listeners.push(fn); }
