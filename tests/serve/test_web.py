@@ -206,6 +206,7 @@ def test_a_lora_fine_tune_from_an_uploaded_dataset(page, web, tmp_path):
     page.wait_for_selector("#run-detail h2:has-text('web-tuned:latest')")
     page.wait_for_selector("#run-detail .badge.finished", timeout=240_000)
     assert page.locator("#run-detail svg.chart polyline.train").count() == 1
+    assert not page.evaluate("[...document.getElementById('run-detail').childNodes].some(n => n.nodeType === 3)")
     assert "base against tuned" in page.locator("#run-detail .report").inner_text()
     assert "web-tuned:latest" in page.locator("#run-list").inner_text()
     assert "web-planets.jsonl" in page.locator("#train-existing").inner_text()  # kept for the next run
@@ -267,6 +268,9 @@ def test_phone_width(browser, web):
         p.click("#sidebar-toggle")
         p.wait_for_function("document.getElementById('new-chat').getBoundingClientRect().left >= 0")
         p.screenshot(path=str(ARTIFACTS / "phone-menu.png"))
+        p.mouse.click(370, 400)  # a tap beside the menu closes it
+        p.wait_for_function(off_screen)
+        p.click("#sidebar-toggle")
         p.click("#new-chat")
         p.goto(web.url + "/#models")
         p.wait_for_selector("#models-table td button:has-text('smollm2:135m')")

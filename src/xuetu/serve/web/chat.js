@@ -253,6 +253,9 @@ export function setupChat() {
     const open = $("chat-sidebar").classList.toggle("open");
     $("sidebar-toggle").setAttribute("aria-expanded", String(open));
   });
+  document.addEventListener("click", (e) => {  // on a phone, a tap beside the open menu closes it
+    if ($("chat-sidebar").classList.contains("open") && !e.target.closest("#chat-sidebar, #sidebar-toggle")) closeSidebar();
+  });
   onLangChange(renderAll);
   renderAll();
 }

@@ -34,10 +34,11 @@ export function lossChart(metrics) {
   if (y1 - y0 < 1e-6) { y0 -= 0.5; y1 += 0.5; }
   const X = (x) => L + ((x - x0) / (x1 - x0)) * (W - L - R);
   const Y = (y) => T + (1 - (y - y0) / (y1 - y0)) * (H - T - B);
+  const digits = Math.max(2, Math.ceil(-Math.log10(y1 - y0)) + 2);  // enough to tell the grid lines apart
   for (let i = 0; i <= 4; i++) {  // grid and y labels
     const v = y0 + ((y1 - y0) * i) / 4;
     chart.append(svg("line", { x1: L, x2: W - R, y1: Y(v), y2: Y(v), class: "grid" }),
-                 svg("text", { x: L - 6, y: Y(v) + 4, "text-anchor": "end" }, v.toFixed(2)));
+                 svg("text", { x: L - 6, y: Y(v) + 4, "text-anchor": "end" }, v.toFixed(digits)));
   }
   chart.append(svg("text", { x: L, y: H - 8 }, `${t("train.step")} ${x0}`),
                svg("text", { x: W - R, y: H - 8, "text-anchor": "end" }, `${x1}`));
@@ -68,7 +69,7 @@ async function show(run) {
   const active = ACTIVE.has(r.status);
   const last = r.metrics.filter((m) => m.loss !== undefined).at(-1);
   const done = r.steps ?? last?.step ?? 0;
-  $("run-detail").replaceChildren(
+  $("run-detail").replaceChildren(...[
     el("div.panel-head", {}, el("h2", {}, r.out || r.run, " ", badge(r.status)),
       active && r.status !== "evaluating" ? el("button.danger", { text: t("train.cancel"), onclick: () => cancel(run) }) : null,
       r.status === "finished" && r.out ? el("a.button", { href: `/?model=${encodeURIComponent(r.out)}`, text: t("train.chat", { out: r.out }) }) : null),
@@ -77,8 +78,9 @@ async function show(run) {
       el("span", { text: " " + t("train.progress", { steps: done, total: r.total_steps }) })) : null,
     r.error ? el("p.error", { text: r.error }) : null,
     lossChart(r.metrics),
-    r.report ? el("section.report", {}, el("h3", { text: t("train.report") }), reportNode(r.report)) : null,
-    r.log ? el("details", { open: r.status === "failed" }, el("summary", { text: t("train.log") }), el("pre.log", { text: r.log })) : null);
+    r.report ? el("section.report", { "aria-label": t("train.report") }, reportNode(r.report)) : null,
+    r.log ? el("details", { open: r.status === "failed" }, el("summary", { text: t("train.log") }), el("pre.log", { text: r.log })) : null,
+  ].filter(Boolean));
   await refreshRuns();
   if (active) timer = setTimeout(() => show(run), 2000);
   else if (r.status === "finished") onChange();
