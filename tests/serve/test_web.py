@@ -224,6 +224,26 @@ def test_a_lora_fine_tune_from_an_uploaded_dataset(page, web, tmp_path):
     page.wait_for_selector("#train-message.error:has-text('invalid JSON')")
 
 
+def test_the_loss_curve_grows_live_and_cancel_stops_the_run(page, web, tmp_path):
+    rows = [{"question": f"Which moon circles planet {i}?", "answer": f"Planet {i} has the moon Ilo."} for i in range(40)]
+    data = tmp_path / "web-moons.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    page.goto(web.url + "/#train")
+    page.wait_for_selector("#train-base option[value='tiny:latest']", state="attached")
+    page.select_option("#train-base", "tiny:latest")
+    page.set_input_files("#train-file", str(data))
+    page.fill("#train-out", "web-long")
+    page.fill("#train-steps", "100000")
+    page.click("#train-form button.primary")
+    points = "(document.querySelector('#run-detail polyline.train')?.getAttribute('points') || '').split(' ').filter(Boolean).length"
+    page.wait_for_function(f"{points} >= 2", timeout=120_000)
+    seen = page.evaluate(points)
+    page.wait_for_function(f"{points} > {seen}", timeout=60_000)  # redrawn while it trains, without a reload
+    page.click("#run-detail button:has-text('Cancel')")
+    page.wait_for_selector("#run-detail .badge.cancelled", timeout=60_000)
+    assert httpx.get(web.url + "/v1/runs/web-long-latest").json()["status"] == "cancelled"
+
+
 def test_language_switch_and_chinese_by_default(page, web, browser):
     page.goto(web.url + "/")
     assert page.inner_text("#tab-chat") == "Chat"
