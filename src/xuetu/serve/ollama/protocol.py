@@ -141,6 +141,10 @@ def details(ref, facts) -> dict:
             "parameter_size": human_count(facts.parameters), "quantization_level": quant.upper()}
 
 
+def capabilities(ref) -> list[str]:
+    return ["embedding"] if ref.kind == "embedding" else ["completion"]
+
+
 def modified_at(ref) -> str:
     created = ref.manifest.get("created_at") or "1970-01-01T00:00:00+00:00"
     return dt.datetime.fromisoformat(created).isoformat()

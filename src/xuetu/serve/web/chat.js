@@ -121,7 +121,7 @@ function busy(on) {
 
 async function answer(c) {
   if (!settings.model) { toast(t("chat.noModels"), "error"); return; }
-  const reply = { role: "assistant", content: "", model: settings.model, kb: settings.useKb ? settings.kb : null };
+  const reply = { role: "assistant", content: "", model: settings.model };
   const body = payload(c);
   c.messages.push(reply);
   renderMessages();
