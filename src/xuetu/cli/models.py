@@ -122,11 +122,20 @@ def cp(source, destination):
 
 @click.command()
 @click.argument("name")
-@click.option("--from", "path", required=True, type=click.Path(), help="HF folder, PEFT adapter folder or .gguf file.")
+@click.option("--from", "path", default=None, type=click.Path(), help="HF folder, PEFT adapter folder or .gguf file.")
+@click.option("-f", "--file", "modelfile", default=None, type=click.Path(),
+              help="An Ollama Modelfile (FROM, ADAPTER, SYSTEM, PARAMETER, TEMPLATE), as `ollama create -f`.")
 @click.option("--base", default=None, help="Base model of an adapter (default: read from adapter_config.json).")
-def create(name, path, base):
-    """Create a model in the store from local files."""
-    ref = models.create(name, path, base=base)
+def create(name, path, modelfile, base):
+    """Create a model in the store from local files or a Modelfile."""
+    if (path is None) == (modelfile is None):
+        raise click.UsageError("give either --from PATH or -f Modelfile")
+    if modelfile is not None:
+        from xuetu.export import create_from_modelfile
+
+        ref = create_from_modelfile(name, modelfile)
+    else:
+        ref = models.create(name, path, base=base)
     click.echo(f"created {ref.name}")
 
 

@@ -47,7 +47,7 @@ class LlamaCppEngine:
         self.threads = threads or os.cpu_count() or 1
         self.llm = Llama(model_path=str(ref.gguf_file), n_ctx=n_ctx or min(trained, DEFAULT_CTX),
                          n_threads=self.threads, n_threads_batch=self.threads, n_gpu_layers=n_gpu_layers,
-                         verbose=False)
+                         lora_path=str(ref.gguf_adapter) if ref.gguf_adapter else None, verbose=False)
         self.context_length = self.llm.n_ctx()
         template = self.llm.metadata.get("tokenizer.chat_template")
         self.formatter = None
@@ -137,7 +137,7 @@ class LlamaCppEngine:
 
     def info(self) -> dict:
         return {"engine": self.name, "model": self.ref.name, "device": "cpu", "threads": self.threads,
-                "context_length": self.context_length, "adapter": False}
+                "context_length": self.context_length, "adapter": self.ref.gguf_adapter is not None}
 
     def close(self) -> None:
         llm, self.llm = self.llm, None

@@ -29,6 +29,11 @@ class ModelRef:
         return self._fmt("gguf")
 
     @property
+    def gguf_adapter(self) -> Path | None:
+        """LoRA adapter in GGUF, applied by llama.cpp over `gguf_file` (Ollama's ADAPTER)."""
+        return self._fmt("gguf-lora")
+
+    @property
     def adapter_dir(self) -> Path | None:
         """PEFT adapter folder; the weights it modifies are those of `base`."""
         return self._fmt("adapter")
