@@ -50,6 +50,12 @@ def choose(ref: ModelRef, requested: str = "auto") -> str:
     """Pick the engine: GGUF on CPU goes to llama.cpp (fast), everything else to transformers."""
     if requested in ("llamacpp", "llama_cpp", "llama-cpp"):
         requested = "llama.cpp"
+    if ref.gguf_adapter is not None:  # a LoRA in GGUF: only llama.cpp applies it
+        if requested not in ("auto", "llama.cpp") or not is_available("llama.cpp"):
+            raise XuetuError(f"{ref.name} holds its LoRA adapter as GGUF, which only the llama.cpp engine applies",
+                             "Use --engine llama.cpp (pip install llama-cpp-python), or the model it was exported "
+                             f"from ({ref.source.get('id', 'the source')}) on transformers.")
+        return "llama.cpp"
     if requested != "auto":
         if requested not in _ENGINES:
             raise XuetuError(f"unknown engine {requested!r}", f"Choose one of: auto, {', '.join(_ENGINES)}.")
