@@ -15,8 +15,8 @@ from xuetu.evaluate.metrics import keyword_hit_rate
 pytestmark = pytest.mark.slow
 
 
-def answers(name: str) -> list[str]:
-    engine = models.load(name, engine="transformers")
+def answers(name: str, engine: str = "transformers") -> list[str]:
+    engine = models.load(name, engine=engine)
     return ["".join(c.text for c in engine.generate([{"role": "user", "content": q}],
                                                     GenerateOptions(temperature=0, max_tokens=24)))
             for q, _ in held_out()]
@@ -42,3 +42,15 @@ def test_lora_learns_made_up_facts(tmp_path, smollm2, monkeypatch):
     assert before <= 1 / 6 and after >= 4 / 6, (before, after)  # from about none to a clear majority
     report = json.loads((home / "runs" / "facts-latest" / "report.json").read_text())
     assert report["tuned"]["perplexity"] < report["base"]["perplexity"]
+
+    # The tuned model exported with no compiler: a verified GGUF and an Ollama folder, which llama.cpp serves
+    # knowing the facts.
+    env = {**os.environ, "XUETU_HOME": str(home), "HF_HUB_OFFLINE": "1"}
+    for args in (["--format", "gguf", "--quant", "q8_0"], ["--format", "ollama", "--out", str(tmp_path / "ollama")]):
+        out = subprocess.run([sys.executable, "-m", "xuetu", "export", "facts", *args], capture_output=True, text=True,
+                             timeout=600, env=env)
+        assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+        assert "ok   chat template: 4/4" in out.stderr and "FAIL" not in out.stderr, out.stderr[-2000:]
+    assert (tmp_path / "ollama" / "Modelfile").read_text().count("ADAPTER ./adapter.gguf") == 1
+    for name in ("facts:q8_0", "facts:ollama"):
+        assert keyword_hit_rate(answers(name, engine="llama.cpp"), keywords) >= 4 / 6, name
