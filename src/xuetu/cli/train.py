@@ -1,4 +1,4 @@
-"""Training verbs: `xuetu finetune`, `xuetu pretrain`, `xuetu runs list|show`."""
+"""Training verbs: `xuetu finetune`, `xuetu distill`, `xuetu pretrain`, `xuetu runs list|show`."""
 
 from __future__ import annotations
 
@@ -22,6 +22,36 @@ def finetune(model, data, method, out, config, overrides, resume):
     args = targs.load(targs.TrainArgs, config, list(overrides), model=model, data=data, method=method, out=out)
     result = run(args, resume=resume)
     click.echo(f"\ntrained {result.model} in {result.steps} steps"
+               + (" (stopped early)" if result.stopped_early else "")
+               + f"\nrun: {result.run}\ntry it: xuetu run {result.model}")
+
+
+@click.command()
+@click.option("--teacher", default=None, help="Teacher: a model in the store (with --teacher-url: the endpoint's model).")
+@click.option("--teacher-url", default=None, help="An OpenAI-compatible endpoint as the teacher, e.g. http://host:port/v1.")
+@click.option("--teacher-key", default=None, help="API key of --teacher-url (default $OPENAI_API_KEY).")
+@click.option("--student", default=None, help="The model to train: a store name or alias.")
+@click.option("--data", default=None, help="Prompts (JSONL); in logits mode, training data with answers.")
+@click.option("--mode", default=None, type=click.Choice(["sequence", "logits", "both"]),
+              help="sequence: learn the teacher's answers; logits: match its distributions; both. [default: sequence]")
+@click.option("--cot", is_flag=True, default=None, help="Ask the teacher to reason step by step; keep the reasoning.")
+@click.option("--method", default=None, type=click.Choice(["lora", "qlora", "full", "prompt-tuning", "prefix-tuning"]),
+              help="How the student is trained. [default: lora]")
+@click.option("--out", default=None, help="Name of the new model (default <student>-distill).")
+@click.option("--config", default=None, type=click.Path(), help="A YAML recipe mirroring DistillArgs.")
+@click.option("--set", "overrides", multiple=True,
+              help="Override a setting: key=value, e.g. kd.alpha=0.5, kd.top_k=32, train.lr=1e-3 (repeatable).")
+@click.option("--resume/--no-resume", default=True, show_default=True,
+              help="Continue from the last checkpoint when the run exists (the teacher's answers are always reused).")
+def distill(teacher, teacher_url, teacher_key, student, data, mode, cot, method, out, config, overrides, resume):
+    """Distil a teacher into a student; the result is a new model in the store."""
+    from xuetu.train import args as targs
+    from xuetu.train.distill import distill as run
+
+    args = targs.load(targs.DistillArgs, config, list(overrides), teacher=teacher, teacher_url=teacher_url,
+                      teacher_key=teacher_key, student=student, data=data, mode=mode, cot=cot, method=method, out=out)
+    result = run(args, resume=resume)
+    click.echo(f"\ndistilled {result.model} in {result.steps} steps"
                + (" (stopped early)" if result.stopped_early else "")
                + f"\nrun: {result.run}\ntry it: xuetu run {result.model}")
 
@@ -83,4 +113,4 @@ def runs_show(run):
         click.echo("\n" + (r.path / "report.md").read_text(encoding="utf-8"))
 
 
-COMMANDS = [finetune, pretrain, runs]
+COMMANDS = [finetune, distill, pretrain, runs]

@@ -115,6 +115,74 @@ class TrainArgs:
 
 
 @dataclass
+class KDArgs:
+    """The logit-level distillation loss: alpha * CE + (1 - alpha) * temperature^2 * KL(teacher || student)."""
+
+    temperature: float = 2.0
+    """Softens both distributions before the KL; the KL term is scaled by its square."""
+    alpha: float = 0.5
+    """Weight of cross-entropy on the data's answer tokens; 1 - alpha goes to the KL (1: plain fine-tuning)."""
+    top_k: int | None = None
+    """None: the teacher runs on every batch (full-vocabulary KL). K: its K most likely tokens per answer
+    position are computed once before training, cached in the run folder, and the teacher is freed; the KL
+    is then over those K tokens, renormalised (see docs/train.md)."""
+
+    def __post_init__(self):
+        if self.temperature <= 0:
+            raise XuetuError(f"kd.temperature must be positive, got {self.temperature}")
+        if not 0 <= self.alpha <= 1:
+            raise XuetuError(f"kd.alpha must be in [0, 1], got {self.alpha}")
+        if self.top_k is not None and self.top_k < 1:
+            raise XuetuError(f"kd.top_k must be at least 1, got {self.top_k}")
+
+
+@dataclass
+class DistillArgs:
+    teacher: str | None = None
+    """The teacher: a model in the store; with teacher_url, the model name to ask the endpoint for."""
+    teacher_url: str | None = None
+    """An OpenAI-compatible endpoint (…/v1) that answers as the teacher (sequence mode only)."""
+    teacher_key: str | None = None
+    """API key of the endpoint (default: $OPENAI_API_KEY, else none)."""
+    student: str = ""
+    """The model to train: a store name or alias."""
+    data: str = ""
+    """Prompts (sequence, both) or training data with answers (logits): any file `xuetu data` reads."""
+    mode: str = "sequence"
+    """sequence (learn the teacher's answers), logits (match its distributions) or both."""
+    cot: bool = False
+    """Ask the teacher to reason step by step, and keep the reasoning in the answers."""
+    out: str | None = None
+    """Name of the new model (default: <student>-distill)."""
+    method: str = "lora"
+    """How the student is trained: lora, qlora or full (prompt and prefix tuning in sequence mode too)."""
+    max_new_tokens: int = 512
+    """Longest teacher answer, in tokens."""
+    teacher_temperature: float = 0.0
+    """Sampling temperature of the teacher's answers; 0 is greedy."""
+    timeout: float = 600.0
+    """Seconds to wait for one answer from an endpoint."""
+    kd: KDArgs = field(default_factory=KDArgs)
+    train: dict = field(default_factory=dict)
+    """Fine-tune settings (TrainArgs: lr, epochs, batch_size, lora.r, …), e.g. --set train.lr=1e-3."""
+
+    def __post_init__(self):
+        if self.mode not in ("sequence", "logits", "both"):
+            raise XuetuError(f"mode must be one of sequence, logits, both, got {self.mode!r}")
+        if self.max_new_tokens < 1 or not 0 <= self.teacher_temperature <= 2 or self.timeout <= 0:
+            raise XuetuError("max_new_tokens must be at least 1, teacher_temperature in [0, 2], timeout positive")
+        taken = sorted({"model", "data", "method", "out"} & set(self.train))
+        if taken:
+            raise XuetuError(f"train.{taken[0]} is set by distill itself",
+                             "Use --student, --data, --method and --out instead.")
+        self.train_args()  # validates the fine-tune settings now, not after the teacher has answered
+
+    def train_args(self, **given) -> "TrainArgs":
+        """The fine-tune settings as TrainArgs (built here, so lr's per-method default follows `method`)."""
+        return build(TrainArgs, {**self.train, "method": self.method, **given}, "train")
+
+
+@dataclass
 class ModelShape:
     """Architecture of a model trained from scratch (Llama- or Qwen2-style)."""
 

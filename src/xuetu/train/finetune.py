@@ -71,7 +71,11 @@ def oom_error(e: BaseException) -> XuetuError:
                       "--set gradient_checkpointing=true, or --method lora / qlora instead of full.")
 
 
-def finetune(args: TrainArgs, resume: bool = True, progress: bool = True) -> Result:
+def finetune(args: TrainArgs, resume: bool = True, progress: bool = True, loss=None, kind: str = "finetune",
+             run_info: dict | None = None) -> Result:
+    """Train `args.model` on `args.data`. `loss(model, packed, examples)` may build the loss module instead of
+    CausalLMLoss (distillation does; it returns (summed loss, label count) like CausalLMLoss); `kind` and
+    `run_info` go into run.json."""
     from accelerate import Accelerator
     from transformers import AutoTokenizer
     from transformers.utils import logging as hf_logging
@@ -135,7 +139,7 @@ def finetune(args: TrainArgs, resume: bool = True, progress: bool = True) -> Res
         if hasattr(model, "enable_input_require_grads"):
             model.enable_input_require_grads()
     model = method.prepare(model, args, tokenizer)
-    loss_module = CausalLMLoss(model, efficient=pack)
+    loss_module = loss(model, pack, train_ex + val_ex) if loss else CausalLMLoss(model, efficient=pack)
     optimizer = build_optimizer(model, args.lr, args.weight_decay)
 
     world, rank = accelerator.num_processes, accelerator.process_index
@@ -172,10 +176,10 @@ def finetune(args: TrainArgs, resume: bool = True, progress: bool = True) -> Res
             print(f"resuming {out} from step {step} of {total_steps}", file=sys.stderr)
     if main:
         n_train = sum(p.numel() for p in trainable)
-        run.update(kind="finetune", status="running", out=out, base=base.name, method=args.method,
+        run.update(kind=kind, status="running", out=out, base=base.name, method=args.method,
                    config=to_dict(args), total_steps=total_steps, started_at=info.get("started_at") or now(),
                    trainable_parameters=n_train, examples=to_dict(report),
-                   sequences=len(seqs), packed=pack, pid=os.getpid(), error=None)
+                   sequences=len(seqs), packed=pack, pid=os.getpid(), error=None, **(run_info or {}))
 
     # -- fit ----------------------------------------------------------------------------------------
     pad = tokenizer.pad_token_id

@@ -1,0 +1,149 @@
+"""Distil a teacher into a student: the student learns the teacher's answers, its distributions, or both.
+
+    xuetu distill --teacher smollm2:135m --student tiny --data prompts.jsonl --out tiny-distill
+    xuetu distill --teacher-url http://127.0.0.1:11434/v1 --teacher qwen2.5:7b --student smollm2:135m --data prompts.jsonl --cot
+    xuetu distill --teacher tutor --student tiny --data qa.jsonl --mode logits --set kd.alpha=0.5 --set kd.top_k=32
+
+setup (student, teacher, run folder) -> sequence level: the teacher answers every prompt (teacher.jsonl,
+cached and resumable) and the answers become the training data -> logit level: a DistillLoss holding the
+teacher (or its cached top-k) -> the fine-tune loop (train/finetune.py) -> a new model in the store.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from xuetu import models
+from xuetu.errors import ModelNotFound, XuetuError
+from xuetu.models.names import parse_name
+from xuetu.train.answer_cache import AnswerCache, answer_prompts
+from xuetu.train.args import DistillArgs
+from xuetu.train.finetune import Result, finetune
+from xuetu.train.kd_loss import DistillLoss, check_same_vocab, example_key, teacher_top_k
+from xuetu.train.runs import Run, run_dir
+from xuetu.train.teacher import LocalTeacher, open_teacher, read_prompts
+
+
+def _resolve(name: str, role: str):
+    try:
+        return models.resolve(name)
+    except ModelNotFound as e:
+        raise XuetuError(f"{role} model {name!r} not found", e.hint) from None
+
+
+def _tokenizer(ref):
+    from transformers import AutoTokenizer
+
+    if ref.adapter_dir is not None and (ref.adapter_dir / "tokenizer_config.json").is_file():
+        return AutoTokenizer.from_pretrained(ref.adapter_dir)
+    hf_dir = _resolve(ref.base, "base").hf_dir if ref.base else ref.hf_dir
+    if hf_dir is None:
+        raise XuetuError(f"{ref.name} has only a GGUF file: its logits cannot be computed here",
+                         "Pull the Hugging Face version of the model, or use --mode sequence.")
+    return AutoTokenizer.from_pretrained(hf_dir)
+
+
+def _teacher_model(engine):
+    """The teacher's torch model from its engine, LoRA merged in (prompt learning has no plain forward)."""
+    if engine.ref.prompt_learning:
+        raise XuetuError(f"{engine.ref.name} is a prompt- or prefix-tuned adapter: its logits need its own forward",
+                         "Use --mode sequence with this teacher.")
+    model = engine.model
+    return model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
+
+
+def _top_k_factory(args: DistillArgs, run: Run, teacher_name: str, load_teacher):
+    """The loss factory for kd.top_k: the teacher's top-k, cached in the run folder, computed for what is missing."""
+    k = args.kd.top_k
+    path = run.path / f"teacher-top{k}.pt"
+
+    def build(model, packed, examples):
+        saved = torch.load(path, weights_only=True) if path.is_file() else {}
+        cached = saved.get("examples", {}) if saved.get("teacher") == teacher_name else {}
+        missing = [e for e in examples if example_key(e.input_ids) not in cached]
+        if missing:
+            teacher, pad = load_teacher()
+            cached.update(teacher_top_k(teacher, missing, k, pad, progress=True))
+            torch.save({"teacher": teacher_name, "k": k, "examples": cached}, path)
+            del teacher  # the teacher is not needed while the student trains
+        return DistillLoss(model, args.kd.alpha, args.kd.temperature, top_k=cached)
+
+    return build
+
+
+def distill(args: DistillArgs, resume: bool = True, progress: bool = True) -> Result:
+    # -- setup --------------------------------------------------------------------------------------
+    if not args.student:
+        raise XuetuError("no student: pass --student NAME (a model in the store)")
+    if not args.data:
+        raise XuetuError("no data: pass --data prompts.jsonl")
+    if not Path(args.data).exists():
+        raise XuetuError(f"{args.data} does not exist", "Give a JSONL file of prompts, one {\"prompt\": \"...\"} a line.")
+    logits = args.mode in ("logits", "both") and args.kd.alpha < 1
+    if args.mode != "sequence" and args.teacher_url:
+        raise XuetuError(f"--mode {args.mode} needs the teacher's logits, which an OpenAI-compatible endpoint "
+                         "does not give", "Use a local --teacher (a model in the store), or --mode sequence.")
+    if logits and args.method not in ("lora", "qlora", "full"):
+        raise XuetuError(f"--mode {args.mode} trains with --method lora, qlora or full, not {args.method}")
+    student = _resolve(args.student, "student")
+    teacher_ref = None if args.teacher_url else _resolve(args.teacher, "teacher") if args.teacher else None
+    if teacher_ref is None and not args.teacher_url:
+        raise XuetuError("no teacher: pass --teacher NAME (a model in the store) or --teacher-url URL")
+    out = str(parse_name(args.out or f"{student.name.split(':')[0].split('/')[-1]}-distill"))
+    run = Run(run_dir(out))
+    if run.info.get("status") in ("finished", "evaluating") and any(r.name == out for r in models.list_models()):
+        raise XuetuError(f"{out} was already trained (run {run.path.name})",
+                         f"Choose another --out, or remove it first: xuetu rm {out}")
+    if logits:
+        check_same_vocab(_tokenizer(teacher_ref), _tokenizer(student), teacher_ref.name, student.name)
+    info = {"teacher": teacher_ref.name if teacher_ref else args.teacher, "teacher_url": args.teacher_url,
+            "distill": {"mode": args.mode, "cot": args.cot, "kd": vars(args.kd)}}
+
+    # -- sequence level: the teacher's answers become the data -----------------------------------------
+    data, engine = args.data, None
+    if args.mode in ("sequence", "both"):
+        prompts = read_prompts(args.data)
+        teacher = open_teacher(args.teacher, args.teacher_url, args.teacher_key, args.timeout)
+        cache = AnswerCache(run.path / "teacher.jsonl")
+        stats = answer_prompts(prompts, teacher, cache, args.cot, args.max_new_tokens, args.teacher_temperature,
+                               progress=progress)
+        rows = cache.dataset(prompts, stats.keys)
+        if not rows:
+            raise XuetuError(f"the teacher {teacher.name} answered none of the {len(prompts)} prompts",
+                             "Check the teacher with `xuetu run` (or its server), or raise --set max_new_tokens=….")
+        dataset = run.path / "distilled.jsonl"
+        dataset.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+        data = str(dataset)
+        info["teacher"] = teacher.name
+        info["distill"].update(prompts=len(prompts), asked=stats.asked, cached=stats.cached, empty=stats.empty,
+                               dataset=str(dataset))
+        if isinstance(teacher, LocalTeacher):
+            engine = teacher.engine
+        print(f"the teacher answered {len(rows)} of {len(prompts)} prompts ({stats.asked} now, {stats.cached} cached)",
+              file=sys.stderr)
+
+    # -- logit level: the loss that holds the teacher ------------------------------------------------
+    loss = None
+    if logits:
+        held = [engine] if engine is not None else []  # handed over once, so a freed teacher is really freed
+
+        def load_teacher():
+            eng = held.pop() if held else models.load(teacher_ref, engine="transformers")
+            return _teacher_model(eng), eng.tokenizer.pad_token_id or 0
+
+        if args.kd.top_k:
+            loss = _top_k_factory(args, run, teacher_ref.name, load_teacher)
+        else:
+            def loss(model, packed, examples):
+                return DistillLoss(model, args.kd.alpha, args.kd.temperature, teacher=load_teacher()[0])
+    elif engine is not None:
+        engine.close()  # sequence mode: the student trains alone
+    engine = None  # from here only `held` keeps the teacher
+
+    # -- fit and save (the fine-tune loop) ----------------------------------------------------------
+    train = args.train_args(model=student.name, data=data, out=out)
+    return finetune(train, resume=resume, progress=progress, loss=loss, kind="distill", run_info=info)

@@ -1,0 +1,144 @@
+"""The teacher of a distillation: the prompts it is asked, and the two kinds of teacher that answer them.
+
+    prompts = read_prompts("prompts.jsonl")            # [Prompt(messages, system)]
+    teacher = open_teacher(name="smollm2:135m")         # a model in the store, on our own engine
+    teacher = open_teacher(name=None, url="http://127.0.0.1:11434/v1", key=None)   # any OpenAI-compatible server
+    answer = teacher.ask(prompt.chat(cot=True), max_tokens=512, temperature=0)
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from xuetu.errors import XuetuError
+
+COT_INSTRUCTION = "Think step by step: show your reasoning first, then give the final answer."
+PROMPT_KEYS = ("prompt", "question", "query", "instruction", "input", "问题")
+
+
+@dataclass
+class Prompt:
+    messages: list[dict]
+    """The conversation so far, ending with the user's turn (no system message)."""
+    system: str | None = None
+
+    def chat(self, cot: bool = False) -> list[dict]:
+        """The messages sent to the teacher: the system prompt first; with cot, the reasoning instruction."""
+        system = "\n\n".join(s for s in (self.system, COT_INSTRUCTION if cot else None) if s)
+        return ([{"role": "system", "content": system}] if system else []) + self.messages
+
+
+def _prompt_of(obj) -> Prompt:
+    from xuetu.data.formats import to_record
+
+    if isinstance(obj, dict) and not any(k in obj for k in ("messages", "conversations")):
+        for key in PROMPT_KEYS:  # a bare prompt: {"prompt": "..."}, {"instruction": ..., "input": ...}
+            if isinstance(obj.get(key), str):
+                text = obj[key]
+                if key == "instruction" and isinstance(obj.get("input"), str) and obj["input"].strip():
+                    text = f"{text}\n{obj['input']}"
+                return Prompt([{"role": "user", "content": text}], obj.get("system") or None)
+    record = to_record(obj)
+    if record.is_text:
+        return Prompt([{"role": "user", "content": record.text}])
+    messages = list(record.messages)
+    while messages and messages[-1]["role"] == "assistant":  # the data's own answer is not the teacher's
+        messages.pop()
+    return Prompt(messages, record.system)
+
+
+def read_prompts(path: str | Path) -> list[Prompt]:
+    """Every prompt of a file (JSONL of {"prompt"}, {"messages"}, Alpaca, QA…; any answers in it are dropped)."""
+    from xuetu.data.formats import FormatError
+    from xuetu.data.readers import read
+
+    path = Path(path)
+    if not path.exists():
+        raise XuetuError(f"{path} does not exist", "Give a JSONL file of prompts, e.g. {\"prompt\": \"...\"} per line.")
+    prompts, empty = [], []
+    for item in read(path):
+        item.parse()
+        try:
+            if item.error:
+                raise FormatError(item.error)
+            prompt = _prompt_of(item.obj)
+        except FormatError as e:
+            raise XuetuError(f"{item.source}: {e}") from None
+        if not any(m["role"] == "user" and m["content"].strip() for m in prompt.messages) \
+                or prompt.messages[-1]["role"] != "user":
+            empty.append(item.source)
+            continue
+        prompts.append(prompt)
+    if empty:
+        raise XuetuError(f"{len(empty)} prompts have no user text to answer (first: {empty[0]})",
+                         "Each line needs a question: {\"prompt\": \"...\"} or messages ending with a user turn.")
+    if not prompts:
+        raise XuetuError(f"{path} holds no prompts", "Give a JSONL file with one {\"prompt\": \"...\"} per line.")
+    return prompts
+
+
+class LocalTeacher:
+    """A model in the store, answering on xuetu's own engine."""
+
+    def __init__(self, name: str):
+        from xuetu import models
+
+        self.engine = models.load(models.resolve(name), engine="transformers")
+        self.name = self.engine.ref.name
+
+    def ask(self, messages: list[dict], max_tokens: int, temperature: float) -> str:
+        from xuetu.engines.base import GenerateOptions
+
+        opts = GenerateOptions(temperature=temperature, max_tokens=max_tokens, seed=0)
+        return "".join(c.text for c in self.engine.generate(messages, opts)).strip()
+
+
+class EndpointTeacher:
+    """Any OpenAI-compatible chat completions endpoint (xuetu serve, Ollama, vLLM, a hosted API)."""
+
+    def __init__(self, url: str, name: str | None, key: str | None, timeout: float):
+        import openai
+
+        self.url = url.rstrip("/")
+        self.client = openai.OpenAI(base_url=self.url, api_key=key or os.environ.get("OPENAI_API_KEY") or "none",
+                                    timeout=timeout, max_retries=1)
+        try:
+            listed = [m.id for m in self.client.models.list()] if name is None else []
+        except Exception as e:  # noqa: BLE001 — turned into a message that says what to check
+            raise self._failure(e) from None
+        if name is None and not listed:
+            raise XuetuError(f"the teacher at {self.url} serves no model", "Name one with --teacher NAME.")
+        self.name = name or listed[0]
+
+    def _failure(self, e: Exception) -> XuetuError:
+        import openai
+
+        if isinstance(e, openai.AuthenticationError):
+            return XuetuError(f"the teacher at {self.url} refused the API key",
+                              "Pass the right key with --teacher-key (or set OPENAI_API_KEY).")
+        if isinstance(e, openai.NotFoundError):
+            return XuetuError(f"the teacher at {self.url} has no such model or path ({str(e)[:120]})",
+                              "Check --teacher (the endpoint's model name) and that the URL ends in /v1.")
+        if isinstance(e, (openai.APIConnectionError, openai.APITimeoutError)):
+            return XuetuError(f"cannot reach the teacher at {self.url}",
+                              "Check that the server is running, the host and port are right, and the URL ends in "
+                              "/v1 (e.g. http://127.0.0.1:11434/v1).")
+        return XuetuError(f"the teacher at {self.url} failed: {str(e)[:200]}")
+
+    def ask(self, messages: list[dict], max_tokens: int, temperature: float) -> str:
+        try:
+            reply = self.client.chat.completions.create(model=self.name, messages=messages, max_tokens=max_tokens,
+                                                        temperature=temperature, seed=0)
+        except Exception as e:  # noqa: BLE001
+            raise self._failure(e) from None
+        return ((reply.choices[0].message.content if reply.choices else None) or "").strip()
+
+
+def open_teacher(name: str | None, url: str | None = None, key: str | None = None, timeout: float = 600.0):
+    if url:
+        return EndpointTeacher(url, name, key, timeout)
+    if not name:
+        raise XuetuError("no teacher: pass --teacher NAME (a model in the store) or --teacher-url URL")
+    return LocalTeacher(name)
