@@ -15,7 +15,7 @@ from xuetu.errors import XuetuError
 PROMPTS = ["What is the capital of France?", "Name three colours.", "What is 2 + 2?", "Say hello in Chinese."]
 
 
-def greedy(engine, prompt, n=16):
+def greedy(engine, prompt, n=10):
     opts = GenerateOptions(temperature=0, max_tokens=n, repeat_penalty=1.0)
     return "".join(c.text for c in engine.generate([{"role": "user", "content": prompt}], opts))
 
@@ -50,8 +50,9 @@ def test_int8_agrees_with_fp32_greedy(pair):
         assert b.strip(), prompt
         n = min(len(a), len(b), 20)
         same += a[:n] == b[:n]
+        if prompt == PROMPTS[0]:
+            assert "Paris" in b
     assert same >= 3, "int8 should agree with fp32 on the first words of most prompts"
-    assert "Paris" in greedy(int8, PROMPTS[0])
 
 
 def test_int8_perplexity_within_a_few_percent(pair):
