@@ -9,6 +9,14 @@ import click
 
 from xuetu import models
 from xuetu.engines.base import GenerateOptions
+from xuetu.models.facts import human_bytes
+
+
+# The choices are written out, not imported, so `--help` needs no torch; a test checks they match engines.QUANTS.
+quant_option = click.option(
+    "--quant", type=click.Choice(["int8", "fp16", "bf16"]), default=None,
+    help="Load at this precision on the transformers engine: int8 (weight-only, ~4x smaller than fp32), fp16 or "
+         "bf16 (GPU). A GGUF is quantised already: use `xuetu export --format gguf --quant q8_0` for llama.cpp.")
 
 
 def sampling_options(f):
@@ -58,8 +66,10 @@ def stream_answer(engine, prompt, opts: GenerateOptions, verbose: bool = False) 
 @sampling_options
 @click.option("--system", default=None, help="System prompt.")
 @click.option("--engine", default="auto", help="auto, transformers or llama.cpp.")
+@quant_option
 @click.option("-v", "--verbose", is_flag=True, help="Print token counts and speed after each answer.")
-def run(name, prompt, temperature, top_p, top_k, max_tokens, seed, stop, repeat_penalty, system, engine, verbose):
+def run(name, prompt, temperature, top_p, top_k, max_tokens, seed, stop, repeat_penalty, system, engine, quant,
+        verbose):
     """Chat with a model: one answer for PROMPT, or an interactive session without it.
 
     In the session: /bye to quit, /clear to forget the conversation, /system TEXT to set the
@@ -74,9 +84,11 @@ def run(name, prompt, temperature, top_p, top_k, max_tokens, seed, stop, repeat_
         prompt = sys.stdin.read().strip()
         if not prompt:
             raise click.UsageError("no prompt given on the command line or on standard input")
-    eng = models.load(ref, engine=engine)
+    eng = models.load(ref, engine=engine, quant=quant)
     if verbose:
-        click.echo(f"[{eng.info()['engine']}] {ref.name}", err=True)
+        info = eng.info()
+        weights = f" {info['quant'] or info['dtype']}, weights {human_bytes(info['weights_bytes'])}" if "weights_bytes" in info else ""
+        click.echo(f"[{info['engine']}{weights}] {ref.name}", err=True)
     if prompt is not None:
         if ref.kind == "base":
             stream_answer(eng, prompt, opts, verbose)

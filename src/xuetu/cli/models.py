@@ -8,6 +8,7 @@ import json
 import click
 
 from xuetu import models
+from xuetu.cli.chat import quant_option
 from xuetu.models import store
 from xuetu.models.facts import describe, human_bytes, human_count
 
@@ -65,13 +66,23 @@ def list_(as_json):
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--verify", is_flag=True, help="Also check every file's sha256 checksum.")
-def show(name, as_json, verify):
-    """Show a model: architecture, parameters, context, template, files and memory needs."""
+@quant_option
+def show(name, as_json, verify, quant):
+    """Show a model: architecture, parameters, context, template, files and memory needs.
+
+    With --quant it also loads the model at that precision and reports the weights' measured size."""
     ref = models.resolve(name)
     facts = describe(ref)
     problems = ref.problems(deep=verify)
+    measured = None
+    if quant is not None:  # only now: loading takes seconds, and show without --quant reads files alone
+        engine = models.load(ref, engine="transformers", quant=quant)
+        measured = (quant.upper(), engine.info()["weights_bytes"])
+        engine.close()
     if as_json:
         data = {**facts.__dict__, "memory": dict(facts.memory()), "problems": problems}
+        if measured:
+            data["measured"] = {"quant": quant, "weights_bytes": measured[1]}
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
         return
     src = facts.source
@@ -87,6 +98,9 @@ def show(name, as_json, verify):
         click.echo("\n  Memory for the weights (parameters x bytes per weight; KV cache and activations extra)")
         for label, size in mem:
             click.echo(f"    {label:<16}{human_bytes(size)}")
+    if measured:
+        click.echo(f"    {measured[0] + ' loaded':<16}{human_bytes(measured[1])} measured "
+                   "(parameters and buffers in memory, scales included)")
     if facts.params:
         click.echo("\n  Parameters")
         for key, value in facts.params.items():

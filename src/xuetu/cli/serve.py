@@ -7,6 +7,7 @@ import re
 
 import click
 
+from xuetu.cli.chat import quant_option
 from xuetu.errors import XuetuError
 
 
@@ -28,6 +29,7 @@ def parse_size(text: str) -> int:
 @click.option("--model", "models_", multiple=True, help="Load at start-up and keep loaded (repeatable).")
 @click.option("--api-key", "api_keys", multiple=True, help="Require this bearer key (repeatable; XUETU_API_KEYS too).")
 @click.option("--engine", default="auto", show_default=True, help="auto, transformers, llama.cpp or vllm.")
+@quant_option
 @click.option("--keep-alive", default="5m", show_default=True, help="How long idle models stay loaded (-1: forever).")
 @click.option("--max-loaded", default=3, show_default=True, help="Most models resident at once.")
 @click.option("--max-memory", default=None, help="Most memory for weights, e.g. 8GB (default: 70% of RAM).")
@@ -38,7 +40,7 @@ def parse_size(text: str) -> int:
 @click.option("--max-upload", default="64MB", show_default=True, help="Largest file uploaded to a knowledge base.")
 @click.option("--cors", "cors_origins", multiple=True, help="Allow this browser origin (repeatable; '*' for any).")
 @click.option("--no-access-log", is_flag=True, help="Do not log each request.")
-def serve(host, port, models_, api_keys, engine, keep_alive, max_loaded, max_memory, max_queue, max_batch, max_tokens,
+def serve(host, port, models_, api_keys, engine, quant, keep_alive, max_loaded, max_memory, max_queue, max_batch, max_tokens,
           max_body, max_upload, cors_origins, no_access_log):
     """Serve models over OpenAI- (/v1) and Ollama-compatible (/api) HTTP APIs."""
     import uvicorn
@@ -48,7 +50,7 @@ def serve(host, port, models_, api_keys, engine, keep_alive, max_loaded, max_mem
     from xuetu.serve.args import ServeArgs
 
     extra = {"max_memory": parse_size(max_memory)} if max_memory else {}
-    args = ServeArgs(host=host, port=port, models=list(models_), api_keys=list(api_keys), engine=engine,
+    args = ServeArgs(host=host, port=port, models=list(models_), api_keys=list(api_keys), engine=engine, quant=quant,
                      keep_alive=keep_alive, max_loaded=max_loaded, max_queue=max_queue, max_batch=max_batch,
                      max_tokens=max_tokens, max_body_bytes=parse_size(max_body),
                      max_upload_bytes=parse_size(max_upload), cors_origins=list(cors_origins),

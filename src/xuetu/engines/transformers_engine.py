@@ -28,18 +28,26 @@ def is_available() -> bool:
 class TransformersEngine:
     name = "transformers"
 
-    def __init__(self, ref: ModelRef, device: str | None = None, dtype: str | None = None):
+    def __init__(self, ref: ModelRef, device: str | None = None, dtype: str | None = None, quant: str | None = None):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
+        from xuetu.engines import check_quant
+        from xuetu.engines.quant import quantize_int8, weight_bytes
         from xuetu.models import resolve
 
         self.ref = ref
+        self.quant = check_quant(quant)
+        if quant == "int8" and ref.prompt_learning:
+            raise XuetuError(f"{ref.name} is a prompt- or prefix-tuned adapter, which cannot be merged into INT8 weights",
+                             "Run it without --quant, or quantise a LoRA adapter instead.")
         base = resolve(ref.base) if ref.base else ref
         if base.hf_dir is None and base.gguf_file is None:
             raise XuetuError(f"{base.name} has no weights the transformers engine can read")
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        if quant in ("fp16", "bf16"):
+            dtype = {"fp16": "float16", "bf16": "bfloat16"}[quant]
         if dtype is None:
             dtype = "float32" if self.device == "cpu" else ("bfloat16" if torch.cuda.is_bf16_supported() else "float16")
         self.dtype = getattr(torch, dtype)
@@ -59,9 +67,14 @@ class TransformersEngine:
                 # transformers 5 deprecates a name PEFT still calls; harmless, and noisy on every load
                 warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
                 model = PeftModel.from_pretrained(model, ref.adapter_dir)
+                if quant == "int8":  # int8 rows cannot take a LoRA delta at run time: fold it in first
+                    model = model.merge_and_unload()
         finally:
             hf_logging.enable_progress_bar()
+        if quant == "int8":
+            quantize_int8(model)
         self.model = model.to(self.device).eval()
+        self.weights_bytes = weight_bytes(self.model)  # measured after quantisation
         cfg = self.model.config
         self.context_length = int(getattr(cfg, "max_position_embeddings", 0) or 2048)
         self.stop_ids = self._end_tokens(getattr(self.model, "generation_config", None))
@@ -200,7 +213,7 @@ class TransformersEngine:
     def info(self) -> dict:
         return {"engine": self.name, "model": self.ref.name, "device": self.device,
                 "dtype": str(self.dtype).removeprefix("torch."), "context_length": self.context_length,
-                "adapter": self.ref.adapter_dir is not None}
+                "adapter": self.ref.adapter_dir is not None, "quant": self.quant, "weights_bytes": self.weights_bytes}
 
     def close(self) -> None:
         import torch

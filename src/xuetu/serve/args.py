@@ -62,6 +62,8 @@ class ServeArgs:
     """Bearer keys; when set, every route but /health needs one. XUETU_API_KEYS adds more (comma-separated)."""
     engine: str = "auto"
     """auto, transformers, llama.cpp or vllm."""
+    quant: str | None = None
+    """Precision for models on the transformers engine: int8, fp16 or bf16 (None: fp32 on CPU, 16-bit on GPU)."""
     keep_alive: str | float = "5m"
     """How long an idle model stays loaded (Ollama's keep_alive)."""
     max_loaded: int = 3
@@ -91,3 +93,10 @@ class ServeArgs:
             if getattr(self, name) < 1:
                 raise XuetuError(f"{name} must be at least 1")
         self.keep_alive_seconds = parse_duration(self.keep_alive)
+        from xuetu.engines import GGUF_QUANT_HINT, check_quant
+
+        check_quant(self.quant)
+        if self.quant is not None and self.engine not in ("auto", "transformers"):
+            raise XuetuError(f"--quant {self.quant} applies to the transformers engine, not {self.engine}",
+                             GGUF_QUANT_HINT.format(name="NAME") if self.engine.startswith("llama") else
+                             "Use --engine transformers or auto.")

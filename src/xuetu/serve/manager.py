@@ -95,11 +95,16 @@ class ModelManager:
             return (ref.name, "sentence-transformers"), ref
         if ref.adapter_dir is not None:
             if ref.prompt_learning:  # virtual tokens cannot share a LoRA batch: its own serial runner
+                if self.args.quant == "int8":
+                    raise ApiError(400, f"{ref.name} is a prompt- or prefix-tuned adapter, which this server "
+                                        "cannot run on INT8 weights (--quant int8)", param="model")
                 return (ref.name, "transformers-serial"), ref
+            if self.args.quant == "int8":  # int8 rows take no LoRA at run time: the adapter is merged, its own model
+                return (ref.name, "transformers"), ref
             base = self.resolve(ref.base)
             return (base.name, "transformers"), base
         try:
-            engine = engines.choose(ref, self.args.engine)
+            engine = engines.choose(ref, self.args.engine, self.args.quant)
         except XuetuError as e:
             raise ApiError(400, e.message)
         if engine == "llama.cpp" and ref.gguf_file is None:
@@ -141,7 +146,7 @@ class ModelManager:
             except XuetuError as e:
                 raise ApiError(500, f"loading {ref.name} failed: {e.message}", type="server_error")
         lease = Lease(self, loaded, ref, keep, time.perf_counter() - started)
-        if ref.prompt_learning:
+        if ref.prompt_learning or holder is ref:
             lease.adapter = None  # built into its own engine
         if lease.adapter is not None:
             try:
@@ -166,7 +171,8 @@ class ModelManager:
         if engine == "llama.cpp" and holder.gguf_file is not None:
             return holder.gguf_file.stat().st_size
         params = describe(holder).parameters or 0
-        return params * (4 if engine != "vllm" else 2)
+        per_weight = {"int8": 1, "fp16": 2, "bf16": 2}.get(self.args.quant, 4 if engine != "vllm" else 2)
+        return params * per_weight
 
     async def _make_room(self, holder: ModelRef, engine: str) -> None:
         need = self._estimate(holder, engine)
@@ -218,12 +224,13 @@ class ModelManager:
             emb = SentenceEmbedder(holder)
             size = sum(p.numel() * p.element_size() for p in emb.model.parameters())
             return emb, emb, size
-        eng = engines.load(holder, engine="transformers" if engine == "transformers-serial" else engine)
+        quant = self.args.quant if engine.startswith("transformers") else None
+        eng = engines.load(holder, engine="transformers" if engine == "transformers-serial" else engine, quant=quant)
         if engine == "transformers":
             from xuetu.serve.batching import BatchRunner
 
             runner = BatchRunner(eng, max_batch=self.args.max_batch, max_queue=self.args.max_queue)
-            size = sum(p.numel() * p.element_size() for p in eng.model.parameters())
+            size = eng.info()["weights_bytes"]  # measured, int8 rows and scales included
         elif engine == "vllm":
             from xuetu.serve.runner import ConcurrentRunner
 
@@ -277,5 +284,5 @@ class ModelManager:
         return [{"name": m.name, "engine": m.engine_name, "size": m.size, "active": m.active,
                  "queue": getattr(m.runner, "depth", 0), "expires_at": m.expires_at, "pinned": m.pinned,
                  "adapters": sorted(getattr(m.runner, "adapters", {})), "loaded_at": m.loaded_at,
-                 "peak_batch": getattr(m.runner, "peak_batch", 1)}
+                 "peak_batch": getattr(m.runner, "peak_batch", 1), "quant": getattr(m.encoder, "quant", None)}
                 for m in self.loaded.values()]

@@ -312,7 +312,8 @@ async def ps(request: Request):
                     "details": p.details(ref, facts), "expires_at": expires, "size_vram": 0,
                     "context_length": facts.context_length,
                     # xuetu extensions:
-                    "engine": m["engine"], "adapters": m["adapters"], "queue": m["queue"], "peak_batch": m["peak_batch"]})
+                    "engine": m["engine"], "adapters": m["adapters"], "queue": m["queue"], "peak_batch": m["peak_batch"],
+                    "quant": m["quant"]})
     return {"models": out}
 
 
