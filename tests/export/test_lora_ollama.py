@@ -164,3 +164,22 @@ def test_cli_export_create_and_run(tiny, tmp_path):
     assert res.exit_code == 2 and "q8_0" in res.output
     res = runner.invoke(main, ["create", "x"])
     assert res.exit_code == 2 and "either --from PATH or -f Modelfile" in res.output
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2"])
+def test_every_format_round_trips_on_tiny_lora_models(arch, tiny_dir, qwen_dir, tmp_path):
+    """hf, gguf, gguf-lora and ollama exports of a LoRA over a tiny Llama (q/k rows permuted) and Qwen2 (not)."""
+    from helpers.tiny import build_lora
+
+    base_dir = tiny_dir if arch == "llama" else qwen_dir
+    models.create("tiny:latest", base_dir, progress=False)
+    models.create("tuned:latest", build_lora(base_dir, tmp_path / "lora", scale=0.2), base="tiny:latest",
+                  progress=False)
+    tuned = answer("tuned", engine="transformers")
+    assert tuned != answer("tiny", engine="transformers")  # the adapter matters
+    for fmt, quant in (("hf", None), ("gguf", "f32"), ("gguf-lora", "f32"), ("ollama", "f32")):  # f32: no ties flip
+        out = tmp_path / fmt if fmt == "ollama" else None
+        result = export("tuned", fmt, quant=quant, out=out, progress=False)
+        assert result.report is None if fmt == "hf" else result.report.ok, result.report and result.report.text()
+        engine = "transformers" if fmt == "hf" else "llama.cpp"
+        assert answer(result.name, engine=engine) == tuned, fmt
