@@ -183,3 +183,31 @@ def test_every_format_round_trips_on_tiny_lora_models(arch, tiny_dir, qwen_dir, 
         assert result.report is None if fmt == "hf" else result.report.ok, result.report and result.report.text()
         engine = "transformers" if fmt == "hf" else "llama.cpp"
         assert answer(result.name, engine=engine) == tuned, fmt
+
+
+def test_exports_are_served_at_once(tiny_dir, xuetu_home, tmp_path):
+    """A GGUF LoRA export, served by a real `xuetu serve`, answers the openai and ollama SDKs on llama.cpp."""
+    import ollama
+    from openai import OpenAI
+
+    from helpers.server import ServerProcess
+    from helpers.tiny import build_lora
+
+    models.create("tiny:latest", tiny_dir, progress=False)
+    models.create("tuned:latest", build_lora(tiny_dir, tmp_path / "lora", scale=0.2), base="tiny:latest",
+                  progress=False)
+    name = export("tuned", "gguf-lora", quant="f32", progress=False).name
+    want = answer(name)
+    server = ServerProcess(xuetu_home).wait()
+    try:
+        chat = OpenAI(base_url=server.url + "/v1", api_key="unused").chat.completions.create(
+            model=name, messages=HELLO, temperature=0, max_tokens=16, extra_body={"repeat_penalty": 1.0})
+        assert chat.choices[0].message.content == want
+        client = ollama.Client(host=server.url)
+        reply = client.chat(model=name, messages=HELLO, options={"temperature": 0, "num_predict": 16,
+                                                                  "repeat_penalty": 1.0})
+        assert reply.message.content == want
+        running = {m.model: m for m in client.ps().models}
+        assert name in running
+    finally:
+        server.stop()

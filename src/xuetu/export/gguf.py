@@ -25,6 +25,30 @@ def permute_rope(w: np.ndarray, n_head: int) -> np.ndarray:
     return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
+def for_llama_cpp(cfg: dict, hf_name: str, data: np.ndarray) -> np.ndarray:
+    """q and k rows (weights, biases, or a LoRA B) in llama.cpp's rope layout; Qwen2's is already the same."""
+    if cfg["model_type"] == "qwen2":
+        return data
+    heads = cfg["num_attention_heads"]
+    if ".q_proj." in hf_name:
+        return permute_rope(data, heads)
+    if ".k_proj." in hf_name:
+        return permute_rope(data, cfg.get("num_key_value_heads") or heads)
+    return data
+
+
+def finish(writer, tmp: Path, out_file: Path) -> Path:
+    """Write the file under a temporary name and move it into place: a half-written GGUF is never seen."""
+    try:
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file(progress=False)
+    finally:
+        writer.close()
+    tmp.replace(out_file)
+    return out_file
+
+
 def _qtype(quant: str, name: str, data: np.ndarray):
     """The GGML type for one tensor: norms and biases stay F32; blocks that do not fit fall back to F16."""
     import gguf
@@ -161,7 +185,6 @@ def write_gguf(hf_dir: Path, out_file: Path, quant: str = "f16", progress: bool 
     add_hparams(w, cfg)
     add_tokenizer(w, hf_dir, cfg["vocab_size"])
     name = tensor_names(cfg)
-    heads, kv_heads = cfg["num_attention_heads"], cfg.get("num_key_value_heads") or cfg["num_attention_heads"]
     tied = cfg.get("tie_word_embeddings", False)
     _, params = rope(cfg)
     if params["rope_type"] == "llama3":
@@ -170,19 +193,8 @@ def write_gguf(hf_dir: Path, out_file: Path, quant: str = "f16", progress: bool 
     for key, data in tqdm(state, desc=f"writing GGUF {quant}", unit="tensor", disable=not progress):
         if key.endswith("rotary_emb.inv_freq") or (tied and key == "lm_head.weight"):
             continue
-        if cfg["model_type"] != "qwen2":  # llama.cpp's llama rope rotates interleaved pairs
-            if key.endswith("q_proj.weight") or key.endswith("q_proj.bias"):
-                data = permute_rope(data, heads)
-            elif key.endswith("k_proj.weight") or key.endswith("k_proj.bias"):
-                data = permute_rope(data, kv_heads)
+        data = for_llama_cpp(cfg, key, data)
         gname = name(key)
         qtype = _qtype(quant, gname, data)
         w.add_tensor(gname, gguf.quants.quantize(data, qtype), raw_dtype=qtype)
-    try:
-        w.write_header_to_file()
-        w.write_kv_data_to_file()
-        w.write_tensors_to_file(progress=False)
-    finally:
-        w.close()
-    tmp.replace(out_file)
-    return out_file
+    return finish(w, tmp, out_file)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from xuetu.errors import XuetuError
-from xuetu.export.gguf import permute_rope, read_config, tensor_names
+from xuetu.export.gguf import finish, for_llama_cpp, read_config, tensor_names
 
 
 def _adapter(adapter_dir: Path) -> tuple[dict, dict[str, np.ndarray]]:
@@ -51,7 +51,6 @@ def write_gguf_lora(adapter_dir: Path, base_hf_dir: Path, out_file: Path, dtype:
     if lora.get("rank_pattern") or lora.get("alpha_pattern"):
         raise XuetuError("the adapter uses per-layer ranks or alphas", "Export with --format gguf (merged) instead.")
     name = tensor_names(cfg)
-    heads, kv_heads = cfg["num_attention_heads"], cfg.get("num_key_value_heads") or cfg["num_attention_heads"]
     arch = gguf.MODEL_ARCH_NAMES[getattr(gguf.MODEL_ARCH, {"qwen2": "QWEN2"}.get(cfg["model_type"], "LLAMA"))]
     out_file = Path(out_file)
     out_file.parent.mkdir(parents=True, exist_ok=True)
@@ -71,22 +70,11 @@ def write_gguf_lora(adapter_dir: Path, base_hf_dir: Path, out_file: Path, dtype:
         a, b = tensors[key], tensors[key.replace(".lora_A.", ".lora_B.")]
         module = key.split(".lora_A.")[0]  # base_model.model.model.layers.0.self_attn.q_proj
         hf_name = module.removeprefix("base_model.model.") + ".weight"
-        if not cfg["model_type"] == "qwen2":
-            if hf_name.endswith("q_proj.weight"):
-                b = permute_rope(b, heads)
-            elif hf_name.endswith("k_proj.weight"):
-                b = permute_rope(b, kv_heads)
+        b = for_llama_cpp(cfg, hf_name, b)  # B's rows are the layer's output rows
         base_name = name(hf_name)
         w.add_tensor(base_name + ".lora_a", gguf.quants.quantize(np.ascontiguousarray(a), qtype), raw_dtype=qtype)
         w.add_tensor(base_name + ".lora_b", gguf.quants.quantize(np.ascontiguousarray(b), qtype), raw_dtype=qtype)
         pairs += 1
     if not pairs:
         raise XuetuError(f"{adapter_dir} holds no LoRA matrices", "Check the adapter; it may be empty.")
-    try:
-        w.write_header_to_file()
-        w.write_kv_data_to_file()
-        w.write_tensors_to_file(progress=False)
-    finally:
-        w.close()
-    tmp.replace(out_file)
-    return out_file
+    return finish(w, tmp, out_file)
