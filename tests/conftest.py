@@ -63,6 +63,19 @@ def smollm2(embedded_home, monkeypatch):
     return models.resolve("smollm2:135m")
 
 
+@pytest.fixture
+def smollm2_home(embedded_home, xuetu_home, monkeypatch):
+    """A store of this test's own holding the embedded model (hard links: free), so exports can be added."""
+    import shutil
+
+    from xuetu.models.store import _link_or_copy
+
+    shutil.copytree(embedded_home / "models", xuetu_home / "models", copy_function=_link_or_copy)
+    from xuetu import models
+
+    return models.resolve("smollm2:135m")
+
+
 def copy_tree(src: Path, dst: Path) -> Path:
     shutil.copytree(src, dst)
     return dst

@@ -23,16 +23,3 @@ def smollm2_lora_dir(embedded_home, tmp_path_factory) -> Path:
 
         base = models.resolve("smollm2:135m").hf_dir
     return build_lora(base, tmp_path_factory.mktemp("lora") / "smollm2-lora")
-
-
-@pytest.fixture
-def smollm2_home(embedded_home, xuetu_home, monkeypatch):
-    """A store of this test's own holding the embedded model (hard links: free), so exports can be added."""
-    import shutil
-
-    from xuetu.models.store import _link_or_copy
-
-    shutil.copytree(embedded_home / "models", xuetu_home / "models", copy_function=_link_or_copy)
-    from xuetu import models
-
-    return models.resolve("smollm2:135m")
