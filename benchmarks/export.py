@@ -59,7 +59,7 @@ def main() -> None:
                                     ("baseline: base model, embedded Q4_1 GGUF: llama.cpp engine", "smollm2:135m",
                                      "llama.cpp")):
             eng = models.load(name, engine=engine)
-            ttft, tps, n = bench(lambda: time_stream(eng.generate(PROMPT, opts)), args.runs)
+            ttft, tps, n = bench(lambda eng=eng: time_stream(eng.generate(PROMPT, opts)), args.runs)
             eng.close()
             size = sum(m["size"] for m in store.get(models.resolve(name).name).manifest["files"].values())
             rows.append((label, name, ttft, tps, n, size))

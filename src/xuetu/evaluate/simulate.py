@@ -59,7 +59,7 @@ def load(path: Path) -> list[dict]:
     try:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
-        raise XuetuError(f"cannot read {path}: {e}", "Give a YAML file with a `conversations:` list.")
+        raise XuetuError(f"cannot read {path}: {e}", "Give a YAML file with a `conversations:` list.") from None
     convs = data.get("conversations") if isinstance(data, dict) else None
     if not isinstance(convs, list) or not convs:
         raise XuetuError(f"{path} has no conversations", "Write `conversations:` with a list of {name, turns}.")

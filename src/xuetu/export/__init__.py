@@ -85,7 +85,6 @@ def export(name: str, fmt: str, quant: str | None = None, out: str | Path | None
            new_name: str | None = None, progress: bool = True) -> Exported:
     from xuetu import models
     from xuetu.export.gguf import QUANTS
-    from xuetu.models import store
 
     if fmt not in FORMATS:
         raise XuetuError(f"unknown export format {fmt!r}", f"Choose one of: {', '.join(FORMATS)}.")
@@ -216,6 +215,8 @@ def _export_ollama(ref, quant, out: Path, verify, new_name, progress) -> Exporte
 
     if out.exists() and any(out.iterdir()):
         raise XuetuError(f"{out} exists and is not empty", "Choose another --out folder, or empty this one.")
+    name = new_name or default_name(ref.name, "ollama")
+    _check_new(name)  # before any file is written
     base = models.resolve(ref.base) if ref.base else ref
     tok = AutoTokenizer.from_pretrained(tokenizer_source(ref, base))
     mf = modelfile.Modelfile()
@@ -253,7 +254,6 @@ def _export_ollama(ref, quant, out: Path, verify, new_name, progress) -> Exporte
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    name = new_name or default_name(ref.name, "ollama")
     created = create_from_modelfile(name, out / "Modelfile", extra={"source": {"type": "export", "id": ref.name,
                                                                                "format": "ollama", "quant": quant}})
     return Exported(created.name, [out], report)

@@ -77,7 +77,7 @@ def read_config(hf_dir: Path) -> dict:
     try:
         cfg = json.loads((hf_dir / "config.json").read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as e:
-        raise XuetuError(f"cannot read {hf_dir / 'config.json'}: {e}", "Export needs a Hugging Face model folder.")
+        raise XuetuError(f"cannot read {hf_dir / 'config.json'}: {e}", "Export needs a Hugging Face model folder.") from None
     if cfg.get("model_type") not in ARCHS:
         raise XuetuError(f"GGUF export does not cover the {cfg.get('model_type')!r} architecture yet",
                          f"Covered: {', '.join(sorted(ARCHS))}. Use --format hf for others.")

@@ -22,10 +22,7 @@ def tokenizer_source(ref: ModelRef, base: ModelRef) -> Path:
 
 def write_hf(ref: ModelRef, out: Path, dtype: str = "float32") -> Path:
     """`ref` as a self-contained Hugging Face folder at `out`: merged if it is a LoRA adapter."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as hf_logging
-
+    from xuetu.engines.transformers_engine import TransformersEngine
     from xuetu.models import resolve
 
     base = resolve(ref.base) if ref.base else ref
@@ -38,16 +35,10 @@ def write_hf(ref: ModelRef, out: Path, dtype: str = "float32") -> Path:
     out = Path(out)
     tmp = out.with_name(out.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
-    hf_logging.disable_progress_bar()
-    try:
-        model = AutoModelForCausalLM.from_pretrained(base.hf_dir, dtype=getattr(torch, dtype))
-        if ref.adapter_dir is not None:
-            from peft import PeftModel
-
-            model = PeftModel.from_pretrained(model, ref.adapter_dir).merge_and_unload()
-        tokenizer = AutoTokenizer.from_pretrained(tokenizer_source(ref, base))
-    finally:
-        hf_logging.enable_progress_bar()
+    engine = TransformersEngine(ref, device="cpu", dtype=dtype)  # loads base + adapter and the right tokenizer
+    model, tokenizer = engine.model, engine.tokenizer
+    if ref.adapter_dir is not None:
+        model = model.merge_and_unload()
     model.config.name_or_path = ref.name
     model.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)

@@ -142,7 +142,8 @@ def _parameter(mf: Modelfile, value: str, where: str, lineno: int) -> None:
     try:
         key, raw = shlex.split(value, posix=True) if '"' in value else value.split(None, 1)
     except ValueError:
-        raise XuetuError(f"{where} line {lineno}: PARAMETER needs a name and a value, e.g. PARAMETER temperature 0.7")
+        raise XuetuError(f"{where} line {lineno}: PARAMETER needs a name and a value",
+                         "For example: PARAMETER temperature 0.7") from None
     key = key.lower()
     if key not in PARAMETERS:
         raise XuetuError(f"{where} line {lineno}: unknown parameter {key!r}",
@@ -166,5 +167,6 @@ def read(path: Path) -> Modelfile:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
-        raise XuetuError(f"cannot read {path}: {e}", "Give the path of a Modelfile (or the folder holding one).")
+        raise XuetuError(f"cannot read {path}: {e}",
+                         "Give the path of a Modelfile (or the folder holding one).") from None
     return parse(text, where=str(path))

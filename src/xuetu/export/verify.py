@@ -92,29 +92,11 @@ def _first_diff(a: str, b: str) -> int:
 
 
 def load_source(ref):
-    """transformers model + tokenizer of a stored model (base + unmerged adapter), fp32 on the CPU."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as hf_logging
+    """The source as `xuetu run --engine transformers` loads it (base + unmerged adapter), fp32 on the CPU."""
+    from xuetu.engines.transformers_engine import TransformersEngine
 
-    from xuetu.export.merge import tokenizer_source
-    from xuetu.models import resolve
-
-    base = resolve(ref.base) if ref.base else ref
-    hf_logging.disable_progress_bar()
-    try:
-        model = AutoModelForCausalLM.from_pretrained(base.hf_dir, dtype=torch.float32)
-        if ref.adapter_dir is not None:
-            import warnings
-
-            from peft import PeftModel
-
-            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-            model = PeftModel.from_pretrained(model, ref.adapter_dir)
-        tokenizer = AutoTokenizer.from_pretrained(tokenizer_source(ref, base))
-    finally:
-        hf_logging.enable_progress_bar()
-    return model.eval(), tokenizer
+    engine = TransformersEngine(ref, device="cpu", dtype="float32")
+    return engine.model, engine.tokenizer
 
 
 def verify(source_ref, gguf_file: Path, adapter_file: Path | None = None, new_tokens: int = 24,

@@ -66,7 +66,7 @@ def _load(path: Path) -> Template:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
-        raise XuetuError(f"cannot read the prompt template {path}: {e}", "Fix the YAML, or remove the file.")
+        raise XuetuError(f"cannot read the prompt template {path}: {e}", "Fix the YAML, or remove the file.") from None
     if not isinstance(data, dict) or not isinstance(data.get("user"), str) or not data.get("name"):
         raise XuetuError(f"{path} is not a prompt template", "It needs at least `name:` and `user:` (the prompt text).")
     variables = data.get("variables") or {}
