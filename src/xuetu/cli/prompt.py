@@ -75,4 +75,45 @@ def render(name, pairs, as_json):
         click.echo(f"[{m['role']}]\n{m['content']}\n")
 
 
+@prompt.command(name="compare")
+@click.option("--model", default="smollm2:135m", show_default=True, help="The model every prompt is tried on.")
+@click.option("--data", default=None, type=click.Path(),
+              help="Questions with reference answers (default: the bundled AI-tutor example).")
+@click.option("--prompts", "names", multiple=True, help="Templates to compare, the first is the baseline "
+              "(default: vague clear). Space- or comma-separated.")
+@click.argument("more", nargs=-1)
+@click.option("--var", "pairs", multiple=True, help="A variable for every template: NAME=VALUE.")
+@click.option("--metrics", default=None, help="Comma-separated metrics (default: chosen from the data).")
+@click.option("--primary", default=None, help="The metric the significance test uses (default rougeL).")
+@click.option("--max-tokens", default=192, show_default=True)
+@click.option("--limit", default=None, type=int, help="Only the first N examples.")
+@click.option("--batch", default=8, show_default=True)
+@click.option("--fresh", is_flag=True, help="Ignore cached answers.")
+@click.option("--out", default=None, type=click.Path(), help="Report folder.")
+@click.option("-q", "--quiet", is_flag=True)
+def compare_(model, data, names, more, pairs, metrics, primary, max_tokens, limit, batch, fresh, out, quiet):
+    """The vague-against-clear experiment (提示词优化对比实验): prompts side by side, with significance."""
+    from xuetu.cli.evaluate import _folder, _split, print_comparison
+    from xuetu.evaluate.compare import compare, write_comparison
+    from xuetu.evaluate.run import EvalSpec
+    from xuetu.examples import example_path
+
+    chosen = [n for raw in (*names, *more) for n in _split(raw) or []] or ["vague", "clear"]
+    data = data or str(example_path("ai_tutor") / "qa.jsonl")
+    values = parse_vars(pairs)
+    rows = [(n, EvalSpec(model=model, data=data, prompt=n, metrics=_split(metrics), max_tokens=max_tokens,
+                         limit=limit, batch=batch, fresh=fresh,
+                         variables={k: v for k, v in values.items() if k in _template_vars(n)})) for n in chosen]
+    result = compare(rows, primary=primary, progress=not quiet, title=f"prompts {' vs '.join(chosen)} on {model}")
+    path = write_comparison(result, _folder(out))
+    print_comparison(result)
+    click.echo(f"report: {path / 'report.md'}\n        {path / 'report.html'}")
+
+
+def _template_vars(name: str) -> set[str]:
+    from xuetu.prompts import get
+
+    return set(get(name).variables)
+
+
 COMMANDS = [prompt]

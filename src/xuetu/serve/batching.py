@@ -111,8 +111,12 @@ class BatchRunner:
                 self._rows, self._cache, self._mask = [], None, None
 
     def _load_adapter(self, name: str, folder: str) -> None:
+        import warnings
+
         from peft import PeftModel
 
+        # transformers 5 deprecates a name PEFT still calls; harmless, and noisy on every load
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
         if isinstance(self.model, PeftModel):
             self.model.load_adapter(folder, adapter_name=name)
         else:

@@ -1,0 +1,122 @@
+"""Side by side: several models, adapters, prompts or setups on the same examples.
+
+Every row is an ordinary evaluation (so cached rows return at once). Each later row is paired with the
+first on the same examples: the difference of the primary metric with a paired-bootstrap interval, the
+share of resamples in which it is better, and wins / ties / losses per example, with the examples where
+it gains (and loses) most, so "B is better" comes with the questions that show it.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from xuetu.errors import XuetuError
+from xuetu.evaluate import report
+from xuetu.evaluate.doc import Doc
+from xuetu.evaluate.generate import Models
+from xuetu.evaluate.run import EvalSpec, evaluate
+from xuetu.evaluate.scoring import LABELS
+from xuetu.evaluate.stats import paired_bootstrap
+
+PAIRABLE = ("classification", "rougeL", "token_f1", "rouge1", "rouge2", "keyword_hit", "exact_match", "bleu", "judge")
+SHOWN = 4  # examples listed per direction
+
+
+def pick_primary(metrics: list[str], primary: str | None) -> str:
+    if primary:
+        if primary not in metrics or primary not in PAIRABLE:
+            raise XuetuError(f"--primary {primary} is not one of the scored per-answer metrics",
+                             f"Choose from: {', '.join(m for m in metrics if m in PAIRABLE)}.")
+        return primary
+    found = next((m for m in PAIRABLE if m in metrics), None)
+    if found is None:
+        raise XuetuError("nothing to compare per answer", "Compare with a generation metric such as rougeL.")
+    return found
+
+
+def pair(first: dict, other: dict, metric: str) -> dict:
+    a = [e["scores"][metric] for e in first["examples"]]
+    b = [e["scores"][metric] for e in other["examples"]]
+    keep = [i for i in range(len(a)) if a[i] is not None and b[i] is not None]
+    a, b = [a[i] for i in keep], [b[i] for i in keep]
+    diff = paired_bootstrap(a, b)
+    deltas = sorted(((b[j] - a[j], keep[j]) for j in range(len(keep))), reverse=True)
+    return {"metric": metric, "delta": diff.delta.mean, "low": diff.delta.low, "high": diff.delta.high,
+            "p_better": diff.p_better, "significant": diff.significant,
+            "wins": sum(d > 1e-9 for d, _ in deltas), "losses": sum(d < -1e-9 for d, _ in deltas),
+            "ties": sum(abs(d) <= 1e-9 for d, _ in deltas),
+            "gains": [i for d, i in deltas[:SHOWN] if d > 1e-9], "drops": [i for d, i in deltas[::-1][:SHOWN] if d < -1e-9]}
+
+
+def compare(rows: list[tuple[str, EvalSpec]], primary: str | None = None, models: Models | None = None,
+            progress: bool = True, title: str | None = None) -> dict:
+    if len(rows) < 2:
+        raise XuetuError("a comparison needs at least two models or prompts", "Give e.g. --models A,B.")
+    labels = [label for label, _ in rows]
+    if len(set(labels)) != len(labels):
+        raise XuetuError(f"the rows need distinct names, got {', '.join(labels)}")
+    own = models is None
+    models = models or Models(rows[0][1].engine, rows[0][1].batch)
+    try:
+        results = {label: evaluate(spec, models, progress) for label, spec in rows}
+    finally:
+        if own:
+            models.close()
+    first = results[labels[0]]
+    if not first.get("examples"):
+        raise XuetuError("a comparison needs question/answer data", "Use xuetu eval for perplexity or choice files.")
+    metric = pick_primary(list(first["metrics"]), primary)
+    out = {"kind": "compare", "title": title or f"{' vs '.join(labels)} on {Path(rows[0][1].data).name}",
+           "models": labels, "data": rows[0][1].data, "n": first["n"], "primary": metric,
+           "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+           "rows": {k: {x: v for x, v in r.items() if x != "examples"} for k, r in results.items()},
+           "pairs": {k: pair(first, results[k], metric) for k in labels[1:]}}
+    out["examples"] = [{"id": e["id"], "question": e["question"], "reference": e["reference"],
+                        "answers": {k: results[k]["examples"][i]["answer"] for k in labels},
+                        "scores": {k: results[k]["examples"][i]["scores"].get(metric) for k in labels}}
+                       for i, e in enumerate(first["examples"])]
+    return out
+
+
+def comparison_doc(path: Path, result: dict, heading: str | None = None) -> Doc:
+    from xuetu.evaluate import plots
+
+    labels, metric = result["models"], result["primary"]
+    doc = Doc(heading or f"Comparison: {result['title']}")
+    doc.p(f"{result['n']} examples from {Path(result['data']).name}; 95% bootstrap intervals; each row is paired "
+          f"with {labels[0]} on the same questions by {LABELS.get(metric, metric)}.")
+    names = [k for k in result["rows"][labels[0]]["metrics"] if k != "perplexity"]
+    doc.h("Scores").table(["", *[LABELS.get(k, k) for k in names], "s/answer (p50)"],
+                          [[label, *[report.fmt(k, result["rows"][label]["metrics"].get(k)) for k in names],
+                            f"{result['rows'][label].get('latency', {}).get('p50', 0):.2f}"] for label in labels],
+                          set(range(1, len(names) + 2)))
+    doc.figure(plots.metric_bars(path / "scores.png", {k: result["rows"][k]["metrics"] for k in labels}, LABELS),
+               "scores with 95% intervals")
+    doc.h(f"Paired against {labels[0]}")
+    doc.table(["", f"Δ {LABELS.get(metric, metric)} [95% CI]", "P(better)", "wins / ties / losses", "verdict"],
+              [[k, f"{p['delta']:+.3f} [{p['low']:+.3f}, {p['high']:+.3f}]", f"{p['p_better']:.2f}",
+                f"{p['wins']} / {p['ties']} / {p['losses']}", verdict(k, labels[0], p)]
+               for k, p in result["pairs"].items()], {1, 2})
+    ordered = result["examples"]
+    for k, p in result["pairs"].items():
+        for title, ids in ((f"Where {k} wins", p["gains"]), (f"Where {k} loses", p["drops"])):
+            if not ids:
+                continue
+            doc.h(title, 3)
+            doc.table(["question", "reference", labels[0], k],
+                      [[ex["question"], ex["reference"], f"{ex['answers'][labels[0]]} ({ex['scores'][labels[0]]:.2f})",
+                        f"{ex['answers'][k]} ({ex['scores'][k]:.2f})"] for ex in (ordered[i] for i in ids)])
+    return doc
+
+
+def verdict(b: str, a: str, p: dict) -> str:
+    if not p["significant"]:
+        return "no significant difference"
+    return f"{b} better" if p["delta"] > 0 else f"{a} better"
+
+
+def write_comparison(result: dict, path: Path | None = None) -> Path:
+    path = path or report.new_folder("compare", *result["models"][:3])
+    path.mkdir(parents=True, exist_ok=True)
+    return report.save(path, result, comparison_doc(path, result))
