@@ -74,7 +74,9 @@ def compare(rows: list[tuple[str, EvalSpec]], primary: str | None = None, models
            "pairs": {k: pair(first, results[k], metric) for k in labels[1:]}}
     out["examples"] = [{"id": e["id"], "question": e["question"], "reference": e["reference"],
                         "answers": {k: results[k]["examples"][i]["answer"] for k in labels},
-                        "scores": {k: results[k]["examples"][i]["scores"].get(metric) for k in labels}}
+                        "scores": {k: results[k]["examples"][i]["scores"].get(metric) for k in labels},
+                        "sources": {k: results[k]["examples"][i]["sources"] for k in labels
+                                    if "sources" in results[k]["examples"][i]}}
                        for i, e in enumerate(first["examples"])]
     return out
 

@@ -226,7 +226,8 @@ def decide_doc(folder: Path, result: dict):
                                   "rows": {ROWS[k]: v for k, v in result["rows"].items()},
                                   "pairs": {ROWS[k]: v for k, v in result["pairs"].items()},
                                   "examples": [{**e, "answers": {ROWS[k]: v for k, v in e["answers"].items()},
-                                                "scores": {ROWS[k]: v for k, v in e["scores"].items()}}
+                                                "scores": {ROWS[k]: v for k, v in e["scores"].items()},
+                                                "sources": {ROWS[k]: v for k, v in e.get("sources", {}).items()}}
                                                for e in result["examples"]]},
                          heading=f"Prompt, RAG or fine-tune? {result['title']}")
     rec = result["recommendation"]

@@ -10,7 +10,7 @@ from pathlib import Path
 CSS = """body{font:15px/1.5 system-ui,"PingFang SC","Noto Sans CJK SC","WenQuanYi Zen Hei",sans-serif;max-width:1100px;
 margin:2em auto;padding:0 1em;color:#1d1d1f}table{border-collapse:collapse;margin:1em 0;font-size:14px}
 th,td{border:1px solid #d0d0d6;padding:4px 8px;vertical-align:top;text-align:left}th{background:#f3f3f7}
-td.num{text-align:right;font-variant-numeric:tabular-nums}img{max-width:100%;border:1px solid #eee}
+td.num{text-align:right;font-variant-numeric:tabular-nums}img{max-width:min(100%,760px);border:1px solid #eee}
 .note{background:#f6f8fa;border-left:4px solid #4a7;padding:.6em 1em}code{background:#f3f3f7;padding:0 3px}"""
 
 

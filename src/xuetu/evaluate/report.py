@@ -55,7 +55,7 @@ def list_reports() -> list[dict]:
 
 
 def fmt(metric: str, row: dict | None) -> str:
-    if not row:
+    if not row or row.get("value") is None or row["value"] != row["value"]:
         return "–"
     digits = 1 if metric in ("bleu", "judge") else 2 if metric == "perplexity" else 3
     if "low" not in row:
@@ -63,8 +63,19 @@ def fmt(metric: str, row: dict | None) -> str:
     return f"{row['value']:.{digits}f} [{row['low']:.{digits}f}, {row['high']:.{digits}f}]"
 
 
+def finite(value):
+    """The result with NaN and infinities as None, so report.json is strict JSON (browsers reject NaN)."""
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return value
+
+
 def save(path: Path, result: dict, doc: Doc) -> Path:
-    atomic_write_json(path / "report.json", result)
+    atomic_write_json(path / "report.json", finite(result))
     atomic_write_text(path / "report.md", doc.markdown() + "\n")
     atomic_write_text(path / "report.html", doc.html())
     return path

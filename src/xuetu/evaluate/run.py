@@ -281,7 +281,9 @@ def _special(spec: EvalSpec, models: Models, wanted: list[str], result: dict, pr
             value = asdict(out)
             _cache_put(key, value)
         result["metrics"]["perplexity"] = {"value": value["perplexity"], "tokens": value["tokens"],
-                                           "per_text": value["per_text"]}
+                                           "skipped": value.get("skipped", 0),
+                                           "per_text": [None if p != p else p for p in value["per_text"]]}  # NaN: skipped
+        result.setdefault("n", len(value["per_text"]))
     if "choice" in wanted:
         key = _key("choice", ref.name, ref.manifest, digest, spec.limit)
         value = _cache_get(key)

@@ -24,6 +24,7 @@ from xuetu.serve.kb_routes import router as kb_router
 from xuetu.serve.ollama.router import router as ollama_router
 from xuetu.serve.openai.router import router as openai_router
 from xuetu.serve.train_routes import router as train_router
+from xuetu.serve.eval_routes import router as eval_router
 
 log = logging.getLogger("xuetu.serve")
 
@@ -82,6 +83,7 @@ def create_app(args: ServeArgs | None = None) -> FastAPI:
     app.include_router(ollama_router)
     app.include_router(kb_router)
     app.include_router(train_router)
+    app.include_router(eval_router)
     web.mount(app)
 
     # add_middleware wraps: the last added is outermost. Observe > CORS > body limit > auth > routes,

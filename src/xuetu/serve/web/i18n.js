@@ -2,7 +2,11 @@
 const STRINGS = {
   en: {
     skip: "Skip to content",
-    "nav.chat": "Chat", "nav.kb": "Knowledge", "nav.models": "Models", "nav.train": "Training",
+    "nav.chat": "Chat", "nav.kb": "Knowledge", "nav.models": "Models", "nav.train": "Training", "nav.evals": "Evaluations",
+    "evals.list": "Reports", "evals.how": "Made by xuetu eval, compare, prompt compare and decide.",
+    "evals.pick": "Pick a report to see its scores, plots and answers.", "evals.none": "No reports yet: run xuetu eval.",
+    "evals.report": "Evaluation report", "evals.download": "Download Markdown", "evals.examples": "{n} examples",
+    "evals.kind.eval": "eval", "evals.kind.compare": "comparison", "evals.kind.decide": "decision",
     "chat.new": "New chat", "chat.history": "Conversations", "chat.settings": "System prompt and settings",
     "chat.system": "System prompt", "chat.systemHint": "You are a patient AI tutor…",
     "chat.temperature": "Temperature", "chat.topP": "Top-p", "chat.maxTokens": "Max tokens",
@@ -49,7 +53,11 @@ const STRINGS = {
   },
   zh: {
     skip: "跳到正文",
-    "nav.chat": "对话", "nav.kb": "知识库", "nav.models": "模型", "nav.train": "训练",
+    "nav.chat": "对话", "nav.kb": "知识库", "nav.models": "模型", "nav.train": "训练", "nav.evals": "评估",
+    "evals.list": "评估报告", "evals.how": "由 xuetu eval、compare、prompt compare 和 decide 生成。",
+    "evals.pick": "选择一份报告，查看分数、图表和每条回答。", "evals.none": "还没有报告：先运行 xuetu eval。",
+    "evals.report": "评估报告", "evals.download": "下载 Markdown", "evals.examples": "{n} 条样例",
+    "evals.kind.eval": "评估", "evals.kind.compare": "对比", "evals.kind.decide": "决策",
     "chat.new": "新对话", "chat.history": "会话", "chat.settings": "系统提示词与参数",
     "chat.system": "系统提示词", "chat.systemHint": "你是一位耐心的 AI 学习助手……",
     "chat.temperature": "温度", "chat.topP": "Top-p", "chat.maxTokens": "最多生成 token 数",

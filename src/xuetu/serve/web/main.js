@@ -2,17 +2,19 @@
 import { changeKey, hasKey, toast } from "./api.js";
 import { refreshPickers, setupChat } from "./chat.js";
 import { lang, setLang, translate } from "./i18n.js";
+import { refreshEvals, setupEvals } from "./evals.js";
 import { refreshKbs, setupKb } from "./kb.js";
 import { refreshModels, setupModels } from "./models.js";
 import { refreshRuns, refreshTrainForm, setupTrain } from "./train.js";
 
-const VIEWS = ["chat", "kb", "models", "train"];
+const VIEWS = ["chat", "kb", "models", "train", "evals"];
 const quiet = (promise) => promise.catch((e) => toast(e.message, "error"));
 
 async function refresh(view) {
   if (view === "chat") return refreshPickers();
   if (view === "kb") return refreshKbs();
   if (view === "models") return refreshModels();
+  if (view === "evals") return refreshEvals();
   if (view === "train") {
     const [models] = await Promise.all([refreshModels(), refreshRuns()]);
     return refreshTrainForm(models);
@@ -57,5 +59,6 @@ document.addEventListener("DOMContentLoaded", () => {
   setupKb(() => quiet(refreshPickers()));
   setupModels(() => quiet(refreshPickers()));
   setupTrain(() => quiet(refreshPickers()));
+  setupEvals();
   showView(location.hash.slice(1));
 });

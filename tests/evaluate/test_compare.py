@@ -1,0 +1,93 @@
+"""xuetu compare and xuetu prompt compare: rows side by side, paired differences, where B wins."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from xuetu.errors import XuetuError
+from xuetu.evaluate.compare import compare, pair, write_comparison
+from xuetu.evaluate.run import EvalSpec
+
+QA = [{"question": q, "answer": a} for q, a in [
+    ("What is LoRA?", "A low-rank adapter trained beside frozen weights."), ("What is a token?", "A piece of text."),
+    ("什么是量化？", "用更少的位数保存权重。"), ("Name a colour.", "Blue."), ("What is RAG?", "Retrieval before answering."),
+    ("2 + 2 = ?", "4")]]
+
+
+@pytest.fixture
+def qa(tmp_path):
+    path = tmp_path / "qa.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in QA), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def tuned(tiny, tiny_dir, tmp_path):
+    from helpers.tiny import build_lora
+
+    from xuetu import models
+
+    return models.create("tuned:latest", build_lora(tiny_dir, tmp_path / "lora", scale=0.3), base="tiny:latest",
+                         progress=False)
+
+
+def test_pair_counts_wins_and_lists_where_b_gains():
+    first = {"examples": [{"scores": {"rougeL": v}} for v in (0.1, 0.5, 0.3, 0.2)]}
+    other = {"examples": [{"scores": {"rougeL": v}} for v in (0.6, 0.5, 0.1, 0.9)]}
+    p = pair(first, other, "rougeL")
+    assert (p["wins"], p["ties"], p["losses"]) == (2, 1, 1)
+    assert p["gains"] == [3, 0] and p["drops"] == [2]
+    assert p["delta"] == pytest.approx((0.5 + 0 - 0.2 + 0.7) / 4)
+
+
+def test_identical_rows_tie_everywhere(tiny, qa):
+    rows = [(name, EvalSpec(model="tiny:latest", data=str(qa), max_tokens=6)) for name in ("a", "b")]
+    result = compare(rows, progress=False)
+    p = result["pairs"]["b"]
+    assert p["ties"] == len(QA) and p["delta"] == 0 and not p["significant"]
+    assert result["rows"]["b"]["cached"]  # the same spec twice: answered once
+
+
+def test_models_side_by_side_with_report(tiny, tuned, qa, tmp_path):
+    rows = [(n, EvalSpec(model=n, data=str(qa), max_tokens=8)) for n in ("tiny:latest", "tuned:latest")]
+    result = compare(rows, progress=False)
+    assert result["models"] == ["tiny:latest", "tuned:latest"] and result["primary"] == "rougeL"
+    p = result["pairs"]["tuned:latest"]
+    assert p["wins"] + p["ties"] + p["losses"] == len(QA)
+    assert all(0 <= i < len(QA) for i in p["gains"] + p["drops"])
+    assert any(e["answers"]["tiny:latest"] != e["answers"]["tuned:latest"] for e in result["examples"])
+    path = write_comparison(result, tmp_path / "cmp")
+    md = (path / "report.md").read_text(encoding="utf-8")
+    assert "Paired against tiny:latest" in md and "| tuned:latest |" in md
+    assert "data:image/png;base64," in (path / "report.html").read_text(encoding="utf-8")
+
+
+def test_compare_refuses_what_it_cannot_pair(tiny, qa):
+    with pytest.raises(XuetuError, match="at least two"):
+        compare([("a", EvalSpec(model="tiny:latest", data=str(qa)))], progress=False)
+    with pytest.raises(XuetuError, match="distinct names"):
+        compare([("a", EvalSpec(model="tiny:latest", data=str(qa)))] * 2, progress=False)
+    with pytest.raises(XuetuError, match="--primary bleu2"):
+        compare([(n, EvalSpec(model="tiny:latest", data=str(qa), max_tokens=4)) for n in "ab"], primary="bleu2",
+                progress=False)
+
+
+def test_compare_and_prompt_compare_commands(tiny, tuned, qa, tmp_path):
+    from xuetu.cli import main
+
+    out = CliRunner().invoke(main, ["compare", "--models", "tiny:latest,tuned:latest", "--data", str(qa),
+                                    "--max-tokens", "6", "-q", "--out", str(tmp_path / "c")])
+    assert out.exit_code == 0, out.output
+    assert "tuned:latest − tiny:latest" in out.output and (tmp_path / "c" / "report.html").is_file()
+
+    out = CliRunner().invoke(main, ["prompt", "compare", "--model", "tiny:latest", "--data", str(qa),
+                                    "--prompts", "vague", "clear", "role", "--max-tokens", "6", "-q"])
+    assert out.exit_code == 0, out.output
+    assert "clear − vague" in out.output and "role − vague" in out.output and "P(better)" in out.output
+
+    out = CliRunner().invoke(main, ["prompt", "compare", "--model", "tiny:latest", "--data", str(qa),
+                                    "--prompts", "vague,nonesuch"])
+    assert out.exit_code == 1 and "no prompt template 'nonesuch'" in out.output
