@@ -31,6 +31,8 @@ def test_decide_end_to_end_on_the_embedded_model(smollm2_home, tmp_path):
     assert result["lora"]["steps"] == 2 and result["lora"]["peak_rss_bytes"] > 100 * 2**20
     assert result["resources"]["lora"]["train_seconds"] > 0 and result["resources"]["prompt"]["train_seconds"] == 0
     assert result["recommendation"]["choice"] in ROWS
+    # the base would run on llama.cpp by itself; next to its LoRA, every row runs on transformers
+    assert {result["rows"][k]["engine"]["engine"] for k in ROWS} == {"transformers"}
     md = (tmp_path / "d" / "report.md").read_text(encoding="utf-8")
     assert "## Decision" in md and "Recommendation:" in md
     # the RAG rows' prompts carried sources from the bundled documents; the others had none

@@ -167,3 +167,33 @@ def test_judge_scores_join_the_report_and_are_cached(tiny, qa, monkeypatch):
     n = len(calls)
     evaluate(spec, progress=False)
     assert len(calls) == n  # judged answers come from the cache
+
+
+def test_a_gguf_base_is_evaluated_on_the_engine_that_serves_it(smollm2, tmp_path):
+    from click.testing import CliRunner
+
+    from xuetu.cli import main
+
+    data = write_jsonl(tmp_path / "two.jsonl", QA[:2])
+    out = CliRunner().invoke(main, ["eval", "smollm2:135m", "--data", str(data), "--max-tokens", "8", "-q",
+                                    "--metrics", "rougeL,bleu", "--out", str(tmp_path / "r")])
+    assert out.exit_code == 0, out.output
+    assert "ROUGE-L" in out.output and "report:" in out.output
+    result = json.loads((tmp_path / "r" / "report.json").read_text(encoding="utf-8"))
+    assert result["engine"]["engine"] == "llama.cpp" and list(result["metrics"]) == ["rougeL", "bleu"]
+
+
+def test_multiple_choice_and_perplexity_through_eval(smollm2, tmp_path):
+    from xuetu.evaluate.choice import SAMPLES
+
+    result = evaluate(EvalSpec(model="smollm2:135m", data=str(SAMPLES / "ceval_sample.csv"), metrics=["choice"]),
+                      progress=False)
+    row = result["metrics"]["choice"]
+    assert result["n"] == 10 and 0 <= row["low"] <= row["value"] <= row["high"] <= 1
+    assert sum(s["n"] for s in row["per_subject"].values()) == 10
+    text = tmp_path / "t.txt"
+    text.write_text("The cat sat on the mat. " * 20, encoding="utf-8")
+    ppl = evaluate(EvalSpec(model="smollm2:135m", data=str(text), metrics=["perplexity"]), progress=False)
+    assert 1 < ppl["metrics"]["perplexity"]["value"] < 50 and ppl["n"] == 1
+    path = write_eval(ppl, tmp_path / "ppl")
+    assert "perplexity" in (path / "report.md").read_text(encoding="utf-8")

@@ -57,7 +57,7 @@ def compare(rows: list[tuple[str, EvalSpec]], primary: str | None = None, models
     if len(set(labels)) != len(labels):
         raise XuetuError(f"the rows need distinct names, got {', '.join(labels)}")
     own = models is None
-    models = models or Models(rows[0][1].engine, rows[0][1].batch)
+    models = models or Models(_one_engine(rows), rows[0][1].batch)
     try:
         results = {label: evaluate(spec, models, progress) for label, spec in rows}
     finally:
@@ -79,6 +79,20 @@ def compare(rows: list[tuple[str, EvalSpec]], primary: str | None = None, models
                                     if "sources" in results[k]["examples"][i]}}
                        for i, e in enumerate(first["examples"])]
     return out
+
+
+def _one_engine(rows: list[tuple[str, EvalSpec]]) -> str:
+    """The engine every row runs on: differences must come from the models, not from two engines' numerics.
+    When "auto" would split them (a GGUF base on llama.cpp, its LoRA on transformers), all go to transformers."""
+    from xuetu import engines, models
+
+    asked = {spec.engine for _, spec in rows}
+    if len(asked) > 1:
+        raise XuetuError(f"the rows ask for different engines ({', '.join(sorted(asked))})", "Compare on one engine.")
+    engine = asked.pop()
+    if engine == "auto" and len({engines.choose(models.resolve(spec.model)) for _, spec in rows}) > 1:
+        return "transformers"
+    return engine
 
 
 def comparison_doc(path: Path, result: dict, heading: str | None = None) -> Doc:

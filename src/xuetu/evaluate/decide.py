@@ -20,7 +20,7 @@ from pathlib import Path
 
 from xuetu.errors import XuetuError
 from xuetu.evaluate import report
-from xuetu.evaluate.compare import compare, comparison_doc
+from xuetu.evaluate.compare import _one_engine, compare, comparison_doc
 from xuetu.evaluate.examples import file_digest, load_examples
 from xuetu.evaluate.generate import Models
 from xuetu.evaluate.run import EvalSpec, _cache_get, _cache_put, _key
@@ -161,6 +161,9 @@ def recommend(result: dict, metric: str) -> tuple[str, list[str]]:
         if k not in (choice, best) and versus[k].significant:
             d = versus[k].delta
             why.append(f"{ROWS[k]} is significantly worse: {d.mean:.3f} lower [{d.low:.3f}, {d.high:.3f}].")
+    for k in COST[COST.index(choice) + 1:]:
+        if k != best and not versus[k].significant:
+            why.append(f"{ROWS[k]} is within noise of {ROWS[best]} ({value(k):.3f}) but costs more.")
     lat = {k: rows[k].get("latency", {}).get("p50", 0.0) for k in COST}
     why.append("Seconds per answer: " + ", ".join(f"{ROWS[k]} {lat[k]:.2f}" for k in COST) + ".")
     if result["n"] < 30:
@@ -188,7 +191,7 @@ def decide(model: str, data: str, docs: str, budget_minutes: float = 10.0, metri
             ("rag", EvalSpec(model=model, prompt=prompt, kb=kb_name, k=k, **common)),
             ("lora", EvalSpec(model=lora["model"], **common)),
             ("lora+rag", EvalSpec(model=lora["model"], kb=kb_name, k=k, **common))]
-    with Models(batch=batch) as pool:
+    with Models(_one_engine(rows), batch=batch) as pool:
         result = compare(rows, models=pool, progress=progress, title=f"prompt, RAG or LoRA for {model}")
     result.update(kind="decide", data=str(data), docs=str(docs), n_train=n_train, budget_minutes=budget_minutes,
                   prompt=prompt, kb=kb_name, kb_seconds=kb_seconds, lora=lora, models=list(ROWS))

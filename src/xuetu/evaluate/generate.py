@@ -3,9 +3,9 @@
 On the transformers engine every prompt goes through the server's continuous-batching runner
 (`serve.batching.BatchRunner`) with up to `batch` answers in flight; a LoRA adapter joins its base model's
 runner as a named adapter, so comparing a base with three of its adapters loads the base once. Other
-engines (llama.cpp, prompt/prefix-tuned adapters, INT8) answer one prompt at a time. "auto" means
-transformers for every model it can run, so models compared side by side share the same numerics;
-`engine="llama.cpp"` evaluates GGUF files as llama.cpp runs them. Latency is measured
+engines (llama.cpp, prompt/prefix-tuned adapters, INT8) answer one prompt at a time. "auto" picks the
+engine `xuetu run` and `xuetu serve` pick (llama.cpp for a GGUF model on a CPU), so an evaluation measures
+what is deployed; comparisons put every row on one engine (see compare.py). Latency is measured
 per answer from its submission to its last token, at that concurrency.
 """
 
@@ -62,15 +62,18 @@ class Models:
             loaded.close()
         self._loaded.clear()
 
+    def chosen(self, name: str) -> str:
+        """The engine `name` runs on here (without loading it)."""
+        from xuetu import engines, models
+
+        return engines.choose(models.resolve(name), self.engine, self.quant)
+
     def _get(self, name: str):
         """(ref, loaded, adapter name or None)."""
         from xuetu import engines, models
 
         ref = models.resolve(name)
-        requested = self.engine
-        if requested == "auto" and ref.gguf_adapter is None and engines.is_available("transformers"):
-            requested = "transformers"  # batched, adapters over a shared base, the same numerics for every model
-        chosen = engines.choose(ref, requested, self.quant)
+        chosen = engines.choose(ref, self.engine, self.quant)
         shared = chosen == "transformers" and self.quant is None and not ref.prompt_learning
         holder = models.resolve(ref.base) if shared and ref.base and ref.adapter_dir else ref
         key = (holder.name, chosen, shared)

@@ -155,7 +155,8 @@ def _answers(spec: EvalSpec, models: Models, examples: list[Example], progress: 
         base = kbs.open_kb(spec.kb)
         kb_print = base.fingerprint()
         base.close()
-    key = _key("answers", ref.name, ref.manifest, spec.engine, file_digest(spec.data), spec.limit,
+    key = _key("answers", ref.name, ref.manifest, models.chosen(spec.model), models.quant, file_digest(spec.data),
+               spec.limit,
                _template_fingerprint(spec.prompt), spec.variables, spec.kb, kb_print, spec.k,
                spec.max_tokens, spec.temperature, spec.seed)
     cached = None if spec.fresh else _cache_get(key)
