@@ -91,3 +91,24 @@ def test_compare_and_prompt_compare_commands(tiny, tuned, qa, tmp_path):
     out = CliRunner().invoke(main, ["prompt", "compare", "--model", "tiny:latest", "--data", str(qa),
                                     "--prompts", "vague,nonesuch"])
     assert out.exit_code == 1 and "no prompt template 'nonesuch'" in out.output
+
+
+def test_pairwise_judge_with_position_swap_in_a_comparison(tiny, tuned, qa, monkeypatch):
+    from xuetu.evaluate import judge
+
+    asked = []
+
+    def biased(name):  # a judge that always prefers the first position: every verdict must come out a tie
+        def ask(messages):
+            asked.append(messages)
+            return "Winner: A"
+        return ask
+
+    monkeypatch.setattr(judge, "engine_judge", biased)
+    rows = [(n, EvalSpec(model=n, data=str(qa), max_tokens=6)) for n in ("tiny:latest", "tuned:latest")]
+    result = compare(rows, progress=False, judge={"judge": "any-local-model"})
+    j = result["pairs"]["tuned:latest"]["pairwise"]
+    assert (j["a"], j["b"], j["tie"], j["inconsistent"]) == (0, 0, len(QA), len(QA))
+    assert len(asked) == 2 * len(QA)  # each question in both orders
+    compare(rows, progress=False, judge={"judge": "any-local-model"})
+    assert len(asked) == 2 * len(QA)  # verdicts cached

@@ -59,7 +59,7 @@ def test_the_web_app_shows_a_report(browser, serve_home, report_name):
         errors = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(web.url + "/#evals")
-        page.click(f"#eval-list button:has-text('web-qa.jsonl')")
+        page.click("#eval-list button:has-text('web-qa.jsonl')")
         frame = page.frame_locator("#eval-detail iframe.report-frame")
         frame.locator("h1:has-text('Evaluation: tiny:latest')").wait_for()
         assert "ROUGE-L" in frame.locator("table").first.inner_text()

@@ -118,6 +118,10 @@ def print_comparison(result: dict) -> None:
         click.echo(f"{label} − {labels[0]}: {p['delta']:+.3f} [{p['low']:+.3f}, {p['high']:+.3f}], "
                    f"P(better) {p['p_better']:.2f}, wins/ties/losses {p['wins']}/{p['ties']}/{p['losses']}: "
                    f"{verdict(label, labels[0], p)}")
+        if "pairwise" in p:
+            j = p["pairwise"]
+            click.echo(f"  judge {j['judge']}: {label} wins {j['b']}, {labels[0]} wins {j['a']}, ties {j['tie']} "
+                       f"({j['inconsistent']} verdicts flipped with the order)")
 
 
 @click.command()
@@ -126,11 +130,14 @@ def print_comparison(result: dict) -> None:
 @click.option("--prompt", "prompt_name", default=None, help="The same prompt template for every model.")
 @click.option("--kb", default=None, help="Answer every model with retrieval from this knowledge base.")
 @click.option("--primary", default=None, help="The metric the pairing and 'where B wins' use (default rougeL).")
+@click.option("--judge", default=None, help="Add pairwise LLM-judge verdicts (position-swapped) against the first.")
+@click.option("--judge-url", default=None, help="OpenAI-compatible endpoint of the judge.")
+@click.option("--judge-key", default="unused", envvar="XUETU_JUDGE_KEY", help="API key of the judge endpoint.")
+@click.option("--rubric", default=None, help="What the judge compares by.")
 @click.option("--out", default=None, type=click.Path(), help="Report folder.")
 def compare(names, data, metrics, max_tokens, limit, batch, engine, chinese, fresh, quiet, prompt_name, kb, primary,
-            out):
+            judge, judge_url, judge_key, rubric, out):
     """Models and adapters side by side on the same data, with per-example differences ("where B wins")."""
-    from pathlib import Path
 
     from xuetu.evaluate.compare import compare as run_compare
     from xuetu.evaluate.compare import write_comparison
@@ -139,7 +146,8 @@ def compare(names, data, metrics, max_tokens, limit, batch, engine, chinese, fre
     rows = [(name, EvalSpec(model=name, data=data, metrics=_split(metrics), prompt=prompt_name, kb=kb,
                             max_tokens=max_tokens, limit=limit, batch=batch, engine=engine, chinese=chinese,
                             fresh=fresh)) for name in _split(names) or []]
-    result = run_compare(rows, primary=primary, progress=not quiet)
+    result = run_compare(rows, primary=primary, progress=not quiet,
+                         judge={"judge": judge, "judge_url": judge_url, "judge_key": judge_key, "rubric": rubric})
     path = write_comparison(result, _folder(out))
     print_comparison(result)
     click.echo(f"report: {path / 'report.md'}\n        {path / 'report.html'}")

@@ -49,8 +49,33 @@ def pair(first: dict, other: dict, metric: str) -> dict:
             "gains": [i for d, i in deltas[:SHOWN] if d > 1e-9], "drops": [i for d, i in deltas[::-1][:SHOWN] if d < -1e-9]}
 
 
+def judge_pairs(first: dict, other: dict, judge_spec: dict, progress: bool) -> dict:
+    """LLM-as-judge verdicts of `other` against `first` per question, each asked in both orders (cached)."""
+    from tqdm import tqdm
+
+    from xuetu.evaluate import judge
+    from xuetu.evaluate.run import _cache_get, _cache_put, _key
+
+    name, url, key_, rubric = judge_spec["judge"], judge_spec.get("judge_url"), judge_spec.get("judge_key"), \
+        judge_spec.get("rubric") or judge.RUBRIC
+    items = [(e["question"], e["answer"], o["answer"], e["reference"]) for e, o in zip(first["examples"], other["examples"])]
+    cache_key = _key("pairwise", name, url, rubric, items)
+    cached = _cache_get(cache_key)
+    if cached is None:
+        ask = judge.api_judge(name, url, key_ or "unused") if url else judge.engine_judge(name)
+        verdicts = [judge.pairwise(ask, q, a, b, ref, rubric)
+                    for q, a, b, ref in tqdm(items, desc=f"judging with {name}", disable=not progress)]
+        cached = {"verdicts": [{"winner": v.winner, "consistent": v.consistent} for v in verdicts]}
+        _cache_put(cache_key, cached)
+    verdicts = cached["verdicts"]
+    return {"judge": name, "a": sum(v["winner"] == "a" for v in verdicts), "b": sum(v["winner"] == "b" for v in verdicts),
+            "tie": sum(v["winner"] == "tie" for v in verdicts),
+            "inconsistent": sum(not v["consistent"] for v in verdicts), "verdicts": [v["winner"] for v in verdicts]}
+
+
 def compare(rows: list[tuple[str, EvalSpec]], primary: str | None = None, models: Models | None = None,
-            progress: bool = True, title: str | None = None) -> dict:
+            progress: bool = True, title: str | None = None, judge: dict | None = None) -> dict:
+    """`judge` ({"judge": model, "judge_url", "judge_key", "rubric"}) adds pairwise verdicts against the first row."""
     if len(rows) < 2:
         raise XuetuError("a comparison needs at least two models or prompts", "Give e.g. --models A,B.")
     labels = [label for label, _ in rows]
@@ -72,6 +97,9 @@ def compare(rows: list[tuple[str, EvalSpec]], primary: str | None = None, models
            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
            "rows": {k: {x: v for x, v in r.items() if x != "examples"} for k, r in results.items()},
            "pairs": {k: pair(first, results[k], metric) for k in labels[1:]}}
+    if judge and judge.get("judge"):
+        for k in labels[1:]:
+            out["pairs"][k]["pairwise"] = judge_pairs(first, results[k], judge, progress)
     out["examples"] = [{"id": e["id"], "question": e["question"], "reference": e["reference"],
                         "answers": {k: results[k]["examples"][i]["answer"] for k in labels},
                         "scores": {k: results[k]["examples"][i]["scores"].get(metric) for k in labels},
@@ -114,6 +142,13 @@ def comparison_doc(path: Path, result: dict, heading: str | None = None) -> Doc:
               [[k, f"{p['delta']:+.3f} [{p['low']:+.3f}, {p['high']:+.3f}]", f"{p['p_better']:.2f}",
                 f"{p['wins']} / {p['ties']} / {p['losses']}", verdict(k, labels[0], p)]
                for k, p in result["pairs"].items()], {1, 2})
+    judged = {k: p["pairwise"] for k, p in result["pairs"].items() if "pairwise" in p}
+    if judged:
+        doc.h("LLM as judge, pairwise")
+        doc.p("Each question judged twice with the answers' order swapped; a verdict that flips with the order "
+              "counts as a tie (position bias cancelled).")
+        doc.table(["", f"{labels[0]} wins", "wins", "ties", "order-dependent verdicts", "judge"],
+                  [[k, j["a"], j["b"], j["tie"], j["inconsistent"], j["judge"]] for k, j in judged.items()], {1, 2, 3, 4})
     ordered = result["examples"]
     for k, p in result["pairs"].items():
         for title, ids in ((f"Where {k} wins", p["gains"]), (f"Where {k} loses", p["drops"])):
