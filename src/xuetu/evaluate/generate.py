@@ -109,9 +109,13 @@ class Models:
             self._loaded[key] = _Loaded(engines.load(ref, engine="transformers", quant=self.quant))
         return self._loaded[key].engine
 
+    def concurrency(self, name: str) -> int:
+        """Answers in flight at once for `name`: the batch on the batching runner, else one."""
+        return self.batch if self._get(name)[1].runner is not None else 1
+
     def info(self, name: str) -> dict:
         ref, loaded, _ = self._get(name)
-        info = dict(loaded.engine.info())
+        info = {**loaded.engine.info(), "concurrency": self.batch if loaded.runner is not None else 1}
         if ref.adapter_dir is not None:
             info["adapter_bytes"] = sum(f.stat().st_size for f in ref.adapter_dir.glob("*.safetensors"))
         return info

@@ -254,7 +254,7 @@ def _evaluate(spec: EvalSpec, models: Models, progress: bool) -> dict:
     _special(spec, models, [w for w in wanted if w in ("perplexity", "choice")], result, progress)
     seconds = [a.seconds + (retrieval[i]["seconds"] if retrieval else 0.0) for i, a in enumerate(answers)]
     result.update(n=len(examples), cached=cached, errors=sum(1 for a in answers if a.error),
-                  latency=latency(seconds, [a.completion_tokens for a in answers], wall, models.batch),
+                  latency=latency(seconds, [a.completion_tokens for a in answers], wall, info.get("concurrency", 1)),
                   engine=info, seconds=time.perf_counter() - started)
     result["examples"] = [{**ex.to_dict(), "answer": a.text, "seconds": seconds[i], "scores":
                            {k: v[i] for k, v in per.items()}, **({"error": a.error} if a.error else {}),
