@@ -1,0 +1,40 @@
+"""Views of a text that undo cheap obfuscation, so rules written for plain text still match.
+
+views(text) -> [as written, NFKC-folded and lower-cased without zero-width characters, de-leeted, letters
+joined]. Only the first view maps back to positions in the original text; the others just say "it is there".
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_ZERO_WIDTH = re.compile("[\u200b-\u200f\u2060-\u2064\ufeff\u00ad]")
+_LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "!": "i",
+                       "|": "l", "+": "t"})
+_LEET_WORD = re.compile(r"\b(?=[\w@$!|+]*[a-z])(?=[\w@$!|+]*[0-9@$!|+])[\w@$!|+]{3,}\b")
+_SPACED_LATIN = re.compile(r"\b(?:[a-z][\s.\-_*·]{1,3}){2,}[a-z]\b")
+_SPACED_HAN = re.compile(r"(?<=[\u4e00-\u9fff])[\s*\-_.·/|]{1,3}(?=[\u4e00-\u9fff])")
+
+
+def fold(text: str) -> str:
+    """Full-width to ASCII (NFKC), lower case, zero-width characters removed."""
+    return _ZERO_WIDTH.sub("", unicodedata.normalize("NFKC", text)).lower()
+
+
+def deleet(text: str) -> str:
+    return _LEET_WORD.sub(lambda m: m.group(0).translate(_LEET), text)
+
+
+def join_spaced(text: str) -> str:
+    text = _SPACED_LATIN.sub(lambda m: re.sub(r"[\s.\-_*·]", "", m.group(0)), text)
+    return _SPACED_HAN.sub("", text)
+
+
+def views(text: str) -> list[str]:
+    folded = fold(text)
+    out = [text]
+    for v in (folded, deleet(folded), join_spaced(deleet(folded))):
+        if v not in out:
+            out.append(v)
+    return out

@@ -1,0 +1,130 @@
+"""Rules: lexicons and patterns per category, in Chinese and English, shipped in rules/*.yaml and extended
+by the user's own files in XUETU_HOME/safety/rules/*.yaml (same format; a user rule with a shipped id
+replaces it, a new category is simply added).
+
+    category: violence
+    kind: moderation            # moderation (input and output) or injection
+    channels: [user, document]  # where the category's rules apply; default from the kind
+    rules:
+      - id: violence.weapons
+        why: "asks how to make a weapon"
+        en: ['regex', ...]      # matched against normalised text (see normalize.py)
+        zh: ['regex', ...]
+        unless: ['regex', ...]  # optional: a match inside text that also matches these is not a finding
+
+Text is checked in several views (as written, de-obfuscated, letters joined), so "I g n o r e" and
+"ｉｇｎｏｒｅ" match what "ignore" matches.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from xuetu.errors import XuetuError
+from xuetu.safety.normalize import views
+
+SHIPPED = Path(__file__).with_name("rules")
+CHANNELS = ("user", "document", "output")
+DEFAULT_CHANNELS = {"moderation": ["user", "document", "output"], "injection": ["user", "document"]}
+
+
+@dataclass
+class Rule:
+    id: str
+    category: str
+    kind: str
+    why: str
+    patterns: list[re.Pattern]
+    unless: list[re.Pattern] = field(default_factory=list)
+    channels: tuple[str, ...] = ("user", "document", "output")
+
+
+@dataclass
+class Finding:
+    category: str
+    rule: str
+    why: str
+    match: str
+    """The text that matched (PII masked before it is shown or logged)."""
+    channel: str
+    start: int = -1
+    """Where it matched in the text as written (-1 when only an obfuscation-undone view matched)."""
+    end: int = -1
+    source: str = "rules"
+
+    def to_dict(self) -> dict:
+        return {"category": self.category, "rule": self.rule, "why": self.why, "match": self.match,
+                "channel": self.channel, "source": self.source}
+
+
+def user_dir() -> Path:
+    from xuetu.home import xuetu_home
+
+    return xuetu_home() / "safety" / "rules"
+
+
+def _compile(pattern: str, where: str) -> re.Pattern:
+    try:
+        return re.compile(pattern, re.I)
+    except re.error as e:
+        raise XuetuError(f"{where}: bad pattern {pattern!r}: {e}", "Fix the regular expression.") from None
+
+
+def load_file(path: Path) -> list[Rule]:
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        raise XuetuError(f"cannot read the safety rules {path}: {e}", "Fix the YAML, or remove the file.") from None
+    if not isinstance(data, dict) or not data.get("category") or not isinstance(data.get("rules"), list):
+        raise XuetuError(f"{path} is not a rules file", "It needs `category:` and a list of `rules:`.")
+    kind = data.get("kind", "moderation")
+    if kind not in DEFAULT_CHANNELS:
+        raise XuetuError(f"{path}: kind must be moderation or injection, got {kind!r}")
+    channels = tuple(data.get("channels") or DEFAULT_CHANNELS[kind])
+    if not set(channels) <= set(CHANNELS):
+        raise XuetuError(f"{path}: channels must be among {', '.join(CHANNELS)}, got {list(channels)}")
+    rules = []
+    for i, r in enumerate(data["rules"]):
+        where = f"{path.name} rule {i + 1}"
+        if not isinstance(r, dict) or not r.get("id"):
+            raise XuetuError(f"{where} needs an id")
+        pats = [p for lang in ("en", "zh", "any") for p in (r.get(lang) or [])]
+        if not pats or not all(isinstance(p, str) for p in pats):
+            raise XuetuError(f"{where} ({r['id']}) needs patterns under en:, zh: or any:")
+        rules.append(Rule(id=str(r["id"]), category=str(data["category"]), kind=kind, why=str(r.get("why", "")),
+                          patterns=[_compile(p, where) for p in pats],
+                          unless=[_compile(p, where) for p in r.get("unless") or []], channels=channels))
+    return rules
+
+
+def load_rules(extra_dirs: list[Path] | None = None) -> list[Rule]:
+    by_id: dict[str, Rule] = {}
+    folders = [SHIPPED, *([user_dir()] if user_dir().is_dir() else []), *(extra_dirs or [])]
+    for folder in folders:
+        for path in sorted(Path(folder).glob("*.y*ml")):
+            for rule in load_file(path):
+                by_id[rule.id] = rule  # later folders (the user's) replace shipped rules of the same id
+    return list(by_id.values())
+
+
+def match(rules: list[Rule], text: str, channel: str) -> list[Finding]:
+    """Every rule that fires on `text` in `channel`, one finding per rule."""
+    found = []
+    seen = views(text)
+    for rule in rules:
+        if channel not in rule.channels:
+            continue
+        for i, view in enumerate(seen):
+            hit = next((m for p in rule.patterns if (m := p.search(view))), None)
+            if hit is None:
+                continue
+            if rule.unless and any(u.search(view) for u in rule.unless):
+                break
+            start, end = (hit.start(), hit.end()) if i == 0 else (-1, -1)
+            found.append(Finding(rule.category, rule.id, rule.why, hit.group(0)[:160], channel, start, end))
+            break
+    return found
