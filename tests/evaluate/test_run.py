@@ -197,3 +197,13 @@ def test_multiple_choice_and_perplexity_through_eval(smollm2, tmp_path):
     assert 1 < ppl["metrics"]["perplexity"]["value"] < 50 and ppl["n"] == 1
     path = write_eval(ppl, tmp_path / "ppl")
     assert "perplexity" in (path / "report.md").read_text(encoding="utf-8")
+
+
+def test_evaluation_works_inside_a_running_event_loop(tiny, qa):
+    """As in a Jupyter notebook, or next to Playwright's sync API."""
+    import asyncio
+
+    async def inside():
+        return evaluate(EvalSpec(model="tiny:latest", data=str(qa), max_tokens=4), progress=False)
+
+    assert asyncio.run(inside())["n"] == 4

@@ -125,7 +125,7 @@ class Models:
         ref, loaded, adapter = self._get(name)
         done = on_done or (lambda: None)
         if loaded.runner is not None:
-            return asyncio.run(self._batched(loaded, prompts, options, adapter, done))
+            return _run(self._batched(loaded, prompts, options, adapter, done))
         out = []
         for p in prompts:
             out.append(_one(loaded.engine, p, options))
@@ -155,6 +155,18 @@ class Models:
                 return result
 
         return list(await asyncio.gather(*(one(p) for p in prompts)))
+
+
+def _run(coro):
+    """asyncio.run, also from code that already runs an event loop (Jupyter, Playwright): then in a thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def _one(engine, messages: Messages, options: GenerateOptions) -> Generated:
