@@ -43,9 +43,9 @@ def main():
 
 
 def _register():
-    from xuetu.cli import chat, data, evaluate, export, kb, models, prompt, quickstart, serve, train
+    from xuetu.cli import chat, data, evaluate, export, guard, kb, models, prompt, quickstart, serve, train
 
-    for module in (models, chat, serve, data, train, export, evaluate, prompt, kb, quickstart):
+    for module in (models, chat, serve, data, train, export, evaluate, prompt, kb, guard, quickstart):
         for command in module.COMMANDS:
             main.add_command(command)
 

@@ -34,8 +34,37 @@ def sampling_options(f):
     return f
 
 
-def stream_answer(engine, prompt, opts: GenerateOptions, verbose: bool = False) -> str:
-    """Print tokens as they arrive; return the whole answer. Ctrl-C stops the answer, not the program."""
+guard_option = click.option("--no-guard", is_flag=True, help="Turn the safety guards off for this session.")
+policy_option = click.option("--guard-policy", default=None, type=click.Path(), help="Safety policy YAML.")
+
+
+def make_guard(no_guard: bool, policy: str | None):
+    if no_guard:
+        return None
+    from xuetu.safety import Guard
+
+    return Guard.from_policy(policy)
+
+
+def guarded_prompt(guard, prompt):
+    """(prompt to send, refusal or None): the input guard, as the server applies it."""
+    if guard is None:
+        return prompt, None
+    if isinstance(prompt, str):
+        v = guard.check(prompt, "user")
+        return (prompt, v.text) if v.blocked else (v.text if v.action == "mask" else prompt, None)
+    v, new = guard.check_messages(prompt)
+    return (prompt, v.text) if v.blocked else (new, None)
+
+
+def stream_answer(engine, prompt, opts: GenerateOptions, verbose: bool = False, guard=None) -> str:
+    """Print tokens as they arrive; return the whole answer. Ctrl-C stops the answer, not the program.
+    With a guard, the prompt is checked first and the answer streams through its hold-back window."""
+    prompt, refused = guarded_prompt(guard, prompt)
+    if refused is not None:
+        click.secho(refused, fg="yellow")
+        return ""
+    sg = guard.stream() if guard is not None else None
     start = time.perf_counter()
     first = None
     parts = []
@@ -44,11 +73,21 @@ def stream_answer(engine, prompt, opts: GenerateOptions, verbose: bool = False) 
         for chunk in engine.generate(prompt, opts):
             if first is None:
                 first = time.perf_counter()
-            parts.append(chunk.text)
-            sys.stdout.write(chunk.text)
+            text = sg.feed(chunk.text) if sg else chunk.text
+            parts.append(text)
+            sys.stdout.write(text)
             sys.stdout.flush()
+            if sg is not None and sg.blocked:
+                break
+        if sg is not None and not sg.blocked:
+            tail = sg.close()
+            parts.append(tail)
+            sys.stdout.write(tail)
     except KeyboardInterrupt:
         sys.stdout.write(" [stopped]")
+    if sg is not None and sg.blocked:
+        sys.stdout.write("\n")
+        click.secho(sg.verdict.text, fg="yellow", nl=False)
     sys.stdout.write("\n")
     if verbose and chunk is not None:
         end = time.perf_counter()
@@ -68,8 +107,10 @@ def stream_answer(engine, prompt, opts: GenerateOptions, verbose: bool = False) 
 @click.option("--engine", default="auto", help="auto, transformers or llama.cpp.")
 @quant_option
 @click.option("-v", "--verbose", is_flag=True, help="Print token counts and speed after each answer.")
+@guard_option
+@policy_option
 def run(name, prompt, temperature, top_p, top_k, max_tokens, seed, stop, repeat_penalty, system, engine, quant,
-        verbose):
+        verbose, no_guard, guard_policy):
     """Chat with a model: one answer for PROMPT, or an interactive session without it.
 
     In the session: /bye to quit, /clear to forget the conversation, /system TEXT to set the
@@ -84,6 +125,7 @@ def run(name, prompt, temperature, top_p, top_k, max_tokens, seed, stop, repeat_
         prompt = sys.stdin.read().strip()
         if not prompt:
             raise click.UsageError("no prompt given on the command line or on standard input")
+    guard = make_guard(no_guard, guard_policy)
     eng = models.load(ref, engine=engine, quant=quant)
     if verbose:
         info = eng.info()
@@ -91,14 +133,14 @@ def run(name, prompt, temperature, top_p, top_k, max_tokens, seed, stop, repeat_
         click.echo(f"[{info['engine']}{weights}] {ref.name}", err=True)
     if prompt is not None:
         if ref.kind == "base":
-            stream_answer(eng, prompt, opts, verbose)
+            stream_answer(eng, prompt, opts, verbose, guard)
         else:
             messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
-            stream_answer(eng, messages, opts, verbose)
+            stream_answer(eng, messages, opts, verbose, guard)
         return
     from xuetu.cli.repl import chat_session
 
-    chat_session(eng, ref, opts, system=system, verbose=verbose)
+    chat_session(eng, ref, opts, system=system, verbose=verbose, guard=guard)
 
 
 @click.command(name="tokenize")

@@ -12,7 +12,7 @@ import time
 
 import click
 
-from xuetu.cli.chat import sampling_options
+from xuetu.cli.chat import guard_option, make_guard, policy_option, sampling_options
 
 
 @click.group(name="kb")
@@ -134,13 +134,15 @@ def query(name, question, k, mode, sources, tags, as_json):
 @sampling_options
 @click.option("--engine", default="auto", help="auto, transformers or llama.cpp.")
 @click.option("--json", "as_json", is_flag=True, help="Print the answer and its sources as JSON.")
+@guard_option
+@policy_option
 def ask(name, question, model, k, mode, sources, tags, temperature, top_p, top_k, max_tokens, seed, stop,
-        repeat_penalty, engine, as_json):
+        repeat_penalty, engine, as_json, no_guard, guard_policy):
     """Answer QUESTION from NAME's documents, citing them as [1], [2]."""
     from xuetu.rag import ask as asking
     from xuetu.rag import retrieve
 
-    answer = asking.ask(name, question, model=model, k=k, mode=mode,
+    answer = asking.ask(name, question, model=model, k=k, mode=mode, guard=make_guard(no_guard, guard_policy),
                         where=retrieve.build_filter(list(sources), list(tags)), engine=engine,
                         options=dict(temperature=temperature, top_p=top_p, top_k=top_k, max_tokens=max_tokens,
                                      seed=seed, stop=list(stop) or None, repeat_penalty=repeat_penalty),
@@ -148,6 +150,10 @@ def ask(name, question, model, k, mode, sources, tags, temperature, top_p, top_k
     if as_json:
         return click.echo(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
     click.echo("\n")
+    for event in answer.guard:
+        where = f" in {event['source']}" if event.get("source") else ""
+        click.secho(f"guard: {event['action']} {', '.join(event['categories'])} ({event['where']}{where})",
+                    fg="yellow", err=True)
     if not answer.citations:
         return click.echo("(no documents matched; the model answered without sources)")
     click.secho("Sources:" if any(c.cited for c in answer.citations) else "Sources given to the model (none cited):",

@@ -49,7 +49,8 @@ def _set(opts: GenerateOptions, args: list[str]) -> GenerateOptions:
     return dataclasses.replace(opts, **{key: value})
 
 
-def chat_session(engine, ref, opts: GenerateOptions, system: str | None = None, verbose: bool = False) -> None:
+def chat_session(engine, ref, opts: GenerateOptions, system: str | None = None, verbose: bool = False,
+                 guard=None) -> None:
     rl = _readline()
     messages: list[dict] = []
     click.echo(f"Chatting with {ref.name}. Type /? for help, /bye to quit.")
@@ -95,12 +96,12 @@ def chat_session(engine, ref, opts: GenerateOptions, system: str | None = None, 
                     click.secho(f"Unknown command {cmd}. Type /? for help.", fg="yellow")
                 continue
             if ref.kind == "base":  # no chat template: each line is continued on its own
-                stream_answer(engine, text, opts, verbose)
+                stream_answer(engine, text, opts, verbose, guard)
                 continue
             turn = messages + [{"role": "user", "content": text}]
             prompt = ([{"role": "system", "content": system}] if system else []) + turn
             try:
-                answer = stream_answer(engine, prompt, opts, verbose)
+                answer = stream_answer(engine, prompt, opts, verbose, guard)
             except ContextTooLong as e:
                 click.secho(f"{e.message}. Type /clear to start afresh.", fg="red")
                 continue

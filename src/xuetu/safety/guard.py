@@ -14,6 +14,7 @@ language; a mask replaces personal data with placeholders like [PHONE] and other
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from xuetu.safety import pii
@@ -27,6 +28,7 @@ NAMES = {"violence": ("violence", "暴力"), "sexual": ("sexual content", "色�
          "exfiltration": ("data exfiltration", "数据外传"), "indirect_injection": ("instructions hidden in a document",
                                                                                "文档中隐藏的指令"),
          "pii": ("personal data", "个人信息")}
+INJECTION = {"injection", "jailbreak", "system_prompt_extraction", "exfiltration", "indirect_injection"}
 HELP = {"en": " If you are thinking about hurting yourself, please talk to someone now: in China call 12356 or "
               "400-161-9995 (希望24热线); elsewhere, find a local helpline at findahelpline.com.",
         "zh": "如果你正在考虑伤害自己，请马上找人聊聊：拨打全国心理援助热线 12356，或希望24热线 400-161-9995。"}
@@ -100,6 +102,12 @@ class Guard:
     def check(self, text: str, channel: str = "user", key: str | None = None, direction: str = "input") -> Verdict:
         found = self.findings(text, channel)
         actions = {c: self.policy.action(c, key) for c in dict.fromkeys(f.category for f in found)}
+        for f in found:
+            if f.category in INJECTION and f.category in actions and quoted_example(text, f):
+                f.source = "quoted example"
+        quoted = {f.category for f in found if f.source == "quoted example"}
+        for c in quoted - {f.category for f in found if f.source != "quoted example"}:
+            actions[c] = "log" if actions[c] != "off" else "off"
         live = [f for f in found if actions[f.category] != "off"]
         action = max((actions[f.category] for f in live), key=SEVERITY.get, default="pass")
         if action == "block":
@@ -134,6 +142,25 @@ class Guard:
         from xuetu.safety.stream import StreamGuard
 
         return StreamGuard(self, key)
+
+
+_QUOTES = [("“", "”"), ("「", "」"), ("‘", "’"), ('"', '"'), ("'", "'"), ("`", "`"), ("《", "》")]
+_META = re.compile(r"\b(attacks?|defen[cs]es?|defend|mitigat\w*|why (does|do)|what (does|is)|lessons?|tutorial|"
+                   r"example|classic|detect\w*|security polic\w*)\b|"
+                   r"(攻击|防御|防范|缓解|为什么|教程|例如|比如|这种|这类|识别|检测|防止|课)", re.I)
+
+
+def quoted_example(text: str, f: Finding) -> bool:
+    """A prompt-injection phrase quoted in a text about such attacks (a lesson, a security question) is an
+    example, not an order: it is logged, not blocked."""
+    if f.start < 0 or not _META.search(text):
+        return False
+    for left, right in _QUOTES:
+        opened = text.rfind(left, 0, f.start + 1)
+        if opened >= 0 and text.find(right, opened + 1) >= f.start + 1 and (
+                left != right or text[:f.start + 1].count(left) % 2 == 1):
+            return True
+    return False
 
 
 def _disjoint(cut: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from xuetu.safety import pii
 
-CONTEXT = 200  # characters already sent that each check also sees, for matches that straddle a chunk
+CONTEXT = 120  # characters already sent that each check also sees, for matches that straddle a release
+RELEASE = 96  # characters released per check once the hold-back is full: fewer, larger checks
 
 
 class StreamGuard:
@@ -32,23 +33,23 @@ class StreamGuard:
         return not self.blocked
 
     def _release(self, upto: int) -> str:
+        """Send pending[:upto], personal data masked when the policy masks it (the tail check passed it)."""
         out, self.pending = self.pending[:upto], self.pending[upto:]
-        if not out:
-            return ""
-        v = self.guard.check(out, "output", self.key, direction="output")
-        self.findings += [f for f in v.findings if f not in self.findings]
-        return v.text if v.action == "mask" else out
+        if not out or self.guard.policy.action("pii", self.key) != "mask":
+            return out
+        found = pii.find(out, "output")
+        self.findings += found
+        return pii.mask_spans(out, [(f.start, f.end, f.match) for f in found])
 
     def feed(self, delta: str) -> str:
+        """Checks run when a window's worth has piled up beyond the hold-back, not on every token."""
         if self.blocked or not delta:
             return ""
         self.raw += delta
         self.pending += delta
-        if not self._check_tail():
+        if len(self.pending) < self.window + RELEASE or not self._check_tail():
             return ""
         upto = len(self.pending) - self.window
-        if upto <= 0:
-            return ""
         for start, end, _, _ in pii.spans(self.pending):
             if start < upto < end:  # never cut through personal data: hold it back whole
                 upto = start

@@ -75,6 +75,17 @@ def create_app(args: ServeArgs | None = None) -> FastAPI:
     app.state.ready, app.state.startup_error = False, None
     if args.access_log:
         _setup_access_log()
+    from xuetu.safety import audit, policy
+    from xuetu.serve.guarding import GuardMiddleware, Usage
+
+    app.state.policy = policy.load(args.guard_policy)
+    app.state.guard = None
+    if args.guard:
+        from xuetu.safety import Guard
+
+        app.state.guard = Guard(app.state.policy)
+    app.state.audit_path = audit.log_path(app.state.policy.audit_log)
+    app.state.usage = Usage()
 
     app.add_exception_handler(ApiError, api_error_handler)
     app.add_exception_handler(RequestValidationError, _validation_error)
@@ -88,6 +99,7 @@ def create_app(args: ServeArgs | None = None) -> FastAPI:
 
     # add_middleware wraps: the last added is outermost. Observe > CORS > body limit > auth > routes,
     # so CORS headers reach 401s and every request, refused or not, is counted and logged.
+    app.add_middleware(GuardMiddleware, state=app.state)
     app.add_middleware(BearerAuth, keys=args.api_keys)
     app.add_middleware(BodyLimit, limit=args.max_body_bytes, upload_limit=args.max_upload_bytes)
     if args.cors_origins:

@@ -83,6 +83,10 @@ class ServeArgs:
     cors_origins: list[str] = field(default_factory=list)
     """Origins allowed by CORS; empty turns CORS off."""
     access_log: bool = True
+    guard: bool = True
+    """Safety guards on every answer (moderation, prompt injection, personal data); --no-guard turns them off."""
+    guard_policy: str | None = None
+    """A policy YAML: actions per category and API key, rate limits, quotas, audit log (xuetu.safety.policy)."""
 
     def __post_init__(self):
         env_keys = [k.strip() for k in os.environ.get("XUETU_API_KEYS", "").split(",") if k.strip()]

@@ -63,9 +63,17 @@ async def generate(app_state, lease: Lease, prompt, options: GenerateOptions, st
 
     The lease is released when the returned iterator ends, fails or is closed.
     """
+    from xuetu.serve import guarding
+
     timing = Timing(start=started, load=lease.load_seconds)
     try:
         check_prompt_kind(lease, prompt)
+        prompt, refused = await asyncio.to_thread(guarding.check_input, prompt)
+        if refused is not None:  # blocked before the model sees it: the answer is the refusal
+            lease.release()
+            timing.first_token = timing.end = time.perf_counter()
+            timing.finish_reason = "content_filter"
+            return guarding.refusal_stream(refused), timing
         if options.max_tokens > app_state.args.max_tokens:
             options.max_tokens = app_state.args.max_tokens
         ids = await asyncio.to_thread(lease.encoder.encode, prompt)
@@ -77,7 +85,18 @@ async def generate(app_state, lease: Lease, prompt, options: GenerateOptions, st
     except BaseException as e:
         lease.release()
         raise to_api_error(e) if isinstance(e, Exception) else e
-    return _rest(app_state, lease, chunks, first, timing), timing
+    return _timed(guarding.guard_stream(_rest(app_state, lease, chunks, first, timing)), timing), timing
+
+
+async def _timed(chunks: AsyncIterator[Chunk], timing: Timing) -> AsyncIterator[Chunk]:
+    """The (guarded) answer; a guard's content_filter ending is the finish reason the reply reports."""
+    try:
+        async for chunk in chunks:
+            if chunk.finish_reason is not None:
+                timing.finish_reason = chunk.finish_reason
+            yield chunk
+    finally:
+        await chunks.aclose()
 
 
 async def _rest(app_state, lease: Lease, chunks, first: Chunk, timing: Timing) -> AsyncIterator[Chunk]:
@@ -96,6 +115,9 @@ async def _rest(app_state, lease: Lease, chunks, first: Chunk, timing: Timing) -
         await chunks.aclose()  # cancels the request if the client went away
         timing.end = timing.end or time.perf_counter()
         lease.release()
+        from xuetu.serve.guarding import count_tokens
+
+        count_tokens(timing.prompt_tokens + timing.completion_tokens)
         app_state.metrics.observe_generation(lease.ref.name, timing.prompt_tokens, timing.completion_tokens,
                                              (timing.first_token - timing.start) if timing.first_token else None,
                                              timing.eval)

@@ -24,6 +24,9 @@ class Metrics:
         self.generated_tokens = Counter("xuetu_generated_tokens_total", "Tokens generated", ["model"], registry=reg)
         self.decode_rate = Histogram("xuetu_decode_tokens_per_second", "Decode speed of each generation", ["model"],
                                      buckets=RATE_BUCKETS, registry=reg)
+        self.guard_events = Counter("xuetu_guard_events_total", "Safety-guard findings by category, action and "
+                                    "direction (input, output, retrieval)", ["category", "action", "direction"],
+                                    registry=reg)
         queue = Gauge("xuetu_queue_depth", "Requests waiting or running in all models", registry=reg)
         queue.set_function(manager.queue_depth)
         loaded = Gauge("xuetu_loaded_models", "Models resident in memory", registry=reg)

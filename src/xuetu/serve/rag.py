@@ -68,10 +68,13 @@ async def augment(lease, messages: list[dict], kb_name: str, k: int = 5) -> tupl
     question = messages[last]["content"]
     system = "\n\n".join(m["content"] for m in messages if m["role"] == "system") or lease.ref.system
     history = [m for m in messages[:last] if m["role"] != "system"]
+    from xuetu.serve.guarding import check_documents
+
     try:
         results = await asyncio.to_thread(retrieve.search, base, question, k)
     except XuetuError as e:
         raise bad_request(e.message, "messages")
+    results = await asyncio.to_thread(check_documents, results)  # chunks carrying planted instructions are left out
 
     def count(text: str) -> int:
         return len(lease.encoder.encode(text))
