@@ -93,14 +93,15 @@ class Guard:
 
         return cls(load(path))
 
-    def findings(self, text: str, channel: str) -> list[Finding]:
+    def findings(self, text: str, channel: str, with_pii: bool = True) -> list[Finding]:
         found = match(self.rules, text, channel)
         if self.classifier is not None:
             found += self.classifier.find(text, channel)
-        return found + pii.find(text, channel)
+        return found + (pii.find(text, channel) if with_pii else [])
 
-    def check(self, text: str, channel: str = "user", key: str | None = None, direction: str = "input") -> Verdict:
-        found = self.findings(text, channel)
+    def check(self, text: str, channel: str = "user", key: str | None = None, direction: str = "input",
+              with_pii: bool = True) -> Verdict:
+        found = self.findings(text, channel, with_pii)
         actions = {c: self.policy.action(c, key) for c in dict.fromkeys(f.category for f in found)}
         for f in found:
             if f.category in INJECTION and f.category in actions and quoted_example(text, f):

@@ -26,6 +26,8 @@ from xuetu.errors import XuetuError
 from xuetu.safety.normalize import views
 
 SHIPPED = Path(__file__).with_name("rules")
+_LATIN = re.compile(r"[A-Za-z]")
+_HAN = re.compile(r"[\u3400-\u9fff]")
 CHANNELS = ("user", "document", "output")
 DEFAULT_CHANNELS = {"moderation": ["user", "document", "output"], "injection": ["user", "document"]}
 
@@ -37,8 +39,12 @@ class Rule:
     kind: str
     why: str
     patterns: list[re.Pattern]
+    """en and any patterns (tried when the text has Latin letters, or always for any)"""
     unless: list[re.Pattern] = field(default_factory=list)
     channels: tuple[str, ...] = ("user", "document", "output")
+    zh: list[re.Pattern] = field(default_factory=list)
+    """zh patterns: tried only when the text has Chinese characters (most answers are in one language)"""
+    any_: list[re.Pattern] = field(default_factory=list)
 
 
 @dataclass
@@ -96,8 +102,10 @@ def load_file(path: Path) -> list[Rule]:
         if not pats or not all(isinstance(p, str) for p in pats):
             raise XuetuError(f"{where} ({r['id']}) needs patterns under en:, zh: or any:")
         rules.append(Rule(id=str(r["id"]), category=str(data["category"]), kind=kind, why=str(r.get("why", "")),
-                          patterns=[_compile(p, where) for p in pats],
-                          unless=[_compile(p, where) for p in r.get("unless") or []], channels=channels))
+                          patterns=[_compile(p, where) for p in r.get("en") or []],
+                          unless=[_compile(p, where) for p in r.get("unless") or []], channels=channels,
+                          zh=[_compile(p, where) for p in r.get("zh") or []],
+                          any_=[_compile(p, where) for p in r.get("any") or []]))
     return rules
 
 
@@ -115,11 +123,14 @@ def match(rules: list[Rule], text: str, channel: str) -> list[Finding]:
     """Every rule that fires on `text` in `channel`, one finding per rule."""
     found = []
     seen = views(text)
+    latin = [bool(_LATIN.search(v)) for v in seen]
+    han = [bool(_HAN.search(v)) for v in seen]
     for rule in rules:
         if channel not in rule.channels:
             continue
         for i, view in enumerate(seen):
-            hit = next((m for p in rule.patterns if (m := p.search(view))), None)
+            pats = rule.any_ + (rule.patterns if latin[i] else []) + (rule.zh if han[i] else [])
+            hit = next((m for p in pats if (m := p.search(view))), None)
             if hit is None:
                 continue
             if rule.unless and any(u.search(view) for u in rule.unless):

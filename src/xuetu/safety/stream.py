@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from xuetu.safety import pii
 
-CONTEXT = 120  # characters already sent that each check also sees, for matches that straddle a release
+CONTEXT = 64  # characters already sent that each check also sees, for matches that straddle a release
 RELEASE = 96  # characters released per check once the hold-back is full: fewer, larger checks
 
 
@@ -25,7 +25,7 @@ class StreamGuard:
 
     def _check_tail(self) -> bool:
         tail = self.raw[-(len(self.pending) + self.window + CONTEXT):]
-        v = self.guard.check(tail, "output", self.key, direction="output")
+        v = self.guard.check(tail, "output", self.key, direction="output", with_pii=False)  # masked on release
         if v.blocked:
             self.blocked, self.verdict = True, v
             self.findings += v.findings
