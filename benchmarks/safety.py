@@ -7,7 +7,7 @@ the default policy. An attack counts as caught when the guard blocks it; a benig
 when anything but personal-data masking fires on it. The rules were tuned on the even-numbered items only
 (the "dev" half); the odd-numbered "held-out" half is reported on its own, as the honest figure.
 
---live also sends every user-channel text through a real `xuetu serve` (the tiny test model, /v1/chat/completions
+--live also sends every user-channel text through a real `xuetu serve` (the embedded model, /v1/chat/completions
 for English and /api/chat for Chinese) and counts the replies that end with finish_reason "content_filter".
 
     .venv/bin/python benchmarks/safety.py [--live] [--misses] [--no-record]
@@ -70,25 +70,24 @@ def live(texts: list[dict]) -> dict[str, list[bool]]:
 
     sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
     from helpers.server import ServerProcess
-    from helpers.tiny import build_tiny_model
 
     home = Path(tempfile.mkdtemp(prefix="xuetu-bench-safety-"))
     os.environ["XUETU_HOME"] = str(home)
     from xuetu import models
 
-    models.create("tiny:latest", build_tiny_model(home / "tiny"), progress=False)
-    server = ServerProcess(home).wait()
+    models.pull("smollm2:135m", progress=False)
+    server = ServerProcess(home, "--model", "smollm2:135m").wait(timeout=180)
     out: dict[str, list[bool]] = defaultdict(list)
     try:
         with httpx.Client(timeout=60) as client:
             for t in texts:
                 if t["lang"] == "en":
                     r = client.post(server.url + "/v1/chat/completions", json={
-                        "model": "tiny:latest", "max_tokens": 2, "messages": [{"role": "user", "content": t["text"]}]})
+                        "model": "smollm2:135m", "max_tokens": 2, "messages": [{"role": "user", "content": t["text"]}]})
                     blocked = r.json()["choices"][0]["finish_reason"] == "content_filter"
                 else:
                     r = client.post(server.url + "/api/chat", json={
-                        "model": "tiny:latest", "stream": False, "options": {"num_predict": 2},
+                        "model": "smollm2:135m", "stream": False, "options": {"num_predict": 2},
                         "messages": [{"role": "user", "content": t["text"]}]})
                     blocked = r.json()["done_reason"] == "content_filter"
                 out[f"{t['set']} {t['lang']}"].append(blocked)
