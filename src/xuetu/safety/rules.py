@@ -136,6 +136,7 @@ def match(rules: list[Rule], text: str, channel: str) -> list[Finding]:
             if rule.unless and any(u.search(view) for u in rule.unless):
                 break
             start, end = (hit.start(), hit.end()) if i == 0 else (-1, -1)
-            found.append(Finding(rule.category, rule.id, rule.why, hit.group(0)[:160], channel, start, end))
+            shown = text[start:end] if i == 0 else hit.group(0)  # as the user wrote it
+            found.append(Finding(rule.category, rule.id, rule.why, shown[:160], channel, start, end))
             break
     return found
