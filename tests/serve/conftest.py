@@ -3,6 +3,7 @@ embedder, served by real `xuetu serve` processes."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 
@@ -63,3 +64,21 @@ def ollama_client(server):
     import ollama
 
     return ollama.Client(host=server.url, headers={"Authorization": f"Bearer {KEY}"}, timeout=120)
+
+
+PLANTED = "<img src=x onerror=\"document.title='pwned'\">"
+
+
+@pytest.fixture(scope="session")
+def report_name(serve_home, tmp_path_factory):
+    """A real report written by xuetu eval into the served home, one question carrying planted HTML."""
+    from xuetu.evaluate.report import write_eval
+    from xuetu.evaluate.run import EvalSpec, evaluate
+
+    data = tmp_path_factory.mktemp("evaldata") / "web-qa.jsonl"
+    rows = [{"question": "What is LoRA?", "answer": "A low-rank adapter."},
+            {"question": f"Repeat {PLANTED}", "answer": "no"}, {"question": "什么是分词？", "answer": "切分文本。"}]
+    data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    with home_env(serve_home):
+        path = write_eval(evaluate(EvalSpec(model="tiny:latest", data=str(data), max_tokens=6), progress=False))
+    return path.name

@@ -314,3 +314,27 @@ def test_the_app_asks_for_the_api_key(page, server):
     page.reload()
     page.wait_for_selector("#models-table td button:has-text('tiny:latest')")
     assert not page.is_visible("#auth-dialog")
+
+
+def test_the_web_app_shows_a_report(browser, serve_home, report_name):
+    web = ServerProcess(serve_home).wait()
+    try:
+        context = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(web.url + "/#evals")
+        page.click("#eval-list button:has-text('web-qa.jsonl')")
+        frame = page.frame_locator("#eval-detail iframe.report-frame")
+        frame.locator("h1:has-text('Evaluation: tiny:latest')").wait_for()
+        assert "ROUGE-L" in frame.locator("table").first.inner_text()
+        assert frame.locator("img[alt='scores with 95% intervals']").count() == 1
+        assert "Repeat <img src=x" in frame.locator("body").inner_text()  # shown as text, never as markup
+        assert page.evaluate("document.querySelector('#eval-detail iframe').sandbox.value") == ""
+        assert page.title() != "pwned" and not errors
+        page.screenshot(path=str(BROWSER_ARTIFACTS / "eval-report.png"), full_page=True)
+        page.click("#lang-button")
+        page.wait_for_selector("#tab-evals:has-text('评估')")
+        context.close()
+    finally:
+        web.stop()

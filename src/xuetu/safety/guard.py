@@ -16,10 +16,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from xuetu.safety import pii
 from xuetu.safety.policy import SEVERITY, Policy
 from xuetu.safety.rules import Finding, load_rules, match
+
+if TYPE_CHECKING:
+    from xuetu.safety.stream import StreamGuard
 
 NAMES = {"violence": ("violence", "暴力"), "sexual": ("sexual content", "色情内容"), "hate": ("hate or discrimination",
          "仇恨与歧视"), "self_harm": ("self-harm", "自我伤害"), "illegal": ("illegal activity", "违法活动"),
