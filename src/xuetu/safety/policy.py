@@ -4,7 +4,7 @@
       violence: block
       pii: mask
       indirect_injection: block  # on a retrieved chunk: that chunk is left out of the prompt
-    hold_back: 48                # characters of streamed output held back until checked
+    hold_back: 32                # characters of streamed output held back until checked
     audit_log: guard-audit.jsonl # under XUETU_HOME/logs unless absolute; "" turns it off
     rate_limit: {requests_per_minute: 60, burst: 10}   # 0 = no limit
     quota: {tokens_per_day: 200000}                    # prompt + completion tokens; 0 = none
@@ -39,7 +39,7 @@ class Limits:
 @dataclass
 class Policy:
     actions: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_ACTIONS))
-    hold_back: int = 48
+    hold_back: int = 32
     audit_log: str = "guard-audit.jsonl"
     limits: Limits = field(default_factory=Limits)
     classifier: dict | None = None

@@ -11,6 +11,7 @@ replaces it, a new category is simply added).
         en: ['regex', ...]      # matched against normalised text (see normalize.py)
         zh: ['regex', ...]
         unless: ['regex', ...]  # optional: a match inside text that also matches these is not a finding
+    lexicon: [word, 词, ...]  # optional, at the top: on model output, the rules run only if one of them appears
 
 Text is checked in several views (as written, de-obfuscated, letters joined), so "I g n o r e" and
 "ｉｇｎｏｒｅ" match what "ignore" matches.
@@ -42,6 +43,9 @@ class Rule:
     """en and any patterns (tried when the text has Latin letters, or always for any)"""
     unless: list[re.Pattern] = field(default_factory=list)
     channels: tuple[str, ...] = ("user", "document", "output")
+    lexicon: tuple[str, ...] | None = None
+    """The category's words (lower case): on model output its rules run only when one appears in the text, a
+    plain substring test, so streamed checks stay cheap"""
     zh: list[re.Pattern] = field(default_factory=list)
     """zh patterns: tried only when the text has Chinese characters (most answers are in one language)"""
     any_: list[re.Pattern] = field(default_factory=list)
@@ -93,6 +97,12 @@ def load_file(path: Path) -> list[Rule]:
     channels = tuple(data.get("channels") or DEFAULT_CHANNELS[kind])
     if not set(channels) <= set(CHANNELS):
         raise XuetuError(f"{path}: channels must be among {', '.join(CHANNELS)}, got {list(channels)}")
+    lex = data.get("lexicon")
+    lexicon = None
+    if lex is not None:
+        if not isinstance(lex, list) or not lex or not all(isinstance(w, str) and w for w in lex):
+            raise XuetuError(f"{path}: lexicon must be a list of the category's words (plain text, no patterns)")
+        lexicon = tuple(w.lower() for w in lex)
     rules = []
     for i, r in enumerate(data["rules"]):
         where = f"{path.name} rule {i + 1}"
@@ -104,7 +114,7 @@ def load_file(path: Path) -> list[Rule]:
         rules.append(Rule(id=str(r["id"]), category=str(data["category"]), kind=kind, why=str(r.get("why", "")),
                           patterns=[_compile(p, where) for p in r.get("en") or []],
                           unless=[_compile(p, where) for p in r.get("unless") or []], channels=channels,
-                          zh=[_compile(p, where) for p in r.get("zh") or []],
+                          zh=[_compile(p, where) for p in r.get("zh") or []], lexicon=lexicon,
                           any_=[_compile(p, where) for p in r.get("any") or []]))
     return rules
 
@@ -125,9 +135,17 @@ def match(rules: list[Rule], text: str, channel: str) -> list[Finding]:
     seen = views(text)
     latin = [bool(_LATIN.search(v)) for v in seen]
     han = [bool(_HAN.search(v)) for v in seen]
+    gates: dict[int, bool] = {}
     for rule in rules:
         if channel not in rule.channels:
             continue
+        if channel == "output" and rule.lexicon is not None:
+            key = id(rule.lexicon)
+            if key not in gates:
+                lowered = [v.lower() for v in seen]
+                gates[key] = any(w in v for v in lowered for w in rule.lexicon)
+            if not gates[key]:
+                continue
         for i, view in enumerate(seen):
             pats = rule.any_ + (rule.patterns if latin[i] else []) + (rule.zh if han[i] else [])
             hit = next((m for p in pats if (m := p.search(view))), None)
