@@ -207,3 +207,14 @@ def test_evaluation_works_inside_a_running_event_loop(tiny, qa):
         return evaluate(EvalSpec(model="tiny:latest", data=str(qa), max_tokens=4), progress=False)
 
     assert asyncio.run(inside())["n"] == 4
+
+
+def test_the_judge_api_key_never_reaches_the_report(tiny, qa, tmp_path, monkeypatch):
+    from xuetu.evaluate import judge
+
+    monkeypatch.setattr(judge, "api_judge", lambda model, url, key: (lambda messages: "Score: 5"))
+    result = evaluate(EvalSpec(model="tiny:latest", data=str(qa), max_tokens=4, judge="gpt-x",
+                               judge_url="http://127.0.0.1:9/v1", judge_key="sk-secret-123"), progress=False)
+    path = write_eval(result, tmp_path / "r")
+    assert result["metrics"]["judge"]["value"] == 5.0
+    assert all("sk-secret-123" not in f.read_text(encoding="utf-8") for f in path.iterdir() if f.suffix != ".png")

@@ -154,6 +154,8 @@ def ask(name, question, model, k, mode, sources, tags, temperature, top_p, top_k
         where = f" in {event['source']}" if event.get("source") else ""
         click.secho(f"guard: {event['action']} {', '.join(event['categories'])} ({event['where']}{where})",
                     fg="yellow", err=True)
+    if answer.finish_reason == "content_filter" and not answer.citations:
+        return
     if not answer.citations:
         return click.echo("(no documents matched; the model answered without sources)")
     click.secho("Sources:" if any(c.cited for c in answer.citations) else "Sources given to the model (none cited):",

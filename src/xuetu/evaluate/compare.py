@@ -54,19 +54,19 @@ def judge_pairs(first: dict, other: dict, judge_spec: dict, progress: bool) -> d
     from tqdm import tqdm
 
     from xuetu.evaluate import judge
-    from xuetu.evaluate.run import _cache_get, _cache_put, _key
+    from xuetu.evaluate.run import cache_get, cache_key, cache_put
 
     name, url, key_, rubric = judge_spec["judge"], judge_spec.get("judge_url"), judge_spec.get("judge_key"), \
         judge_spec.get("rubric") or judge.RUBRIC
     items = [(e["question"], e["answer"], o["answer"], e["reference"]) for e, o in zip(first["examples"], other["examples"])]
-    cache_key = _key("pairwise", name, url, rubric, items)
-    cached = _cache_get(cache_key)
+    key = cache_key("pairwise", name, url, rubric, items)
+    cached = cache_get(key)
     if cached is None:
         ask = judge.api_judge(name, url, key_ or "unused") if url else judge.engine_judge(name)
         verdicts = [judge.pairwise(ask, q, a, b, ref, rubric)
                     for q, a, b, ref in tqdm(items, desc=f"judging with {name}", disable=not progress)]
         cached = {"verdicts": [{"winner": v.winner, "consistent": v.consistent} for v in verdicts]}
-        _cache_put(cache_key, cached)
+        cache_put(key, cached)
     verdicts = cached["verdicts"]
     return {"judge": name, "a": sum(v["winner"] == "a" for v in verdicts), "b": sum(v["winner"] == "b" for v in verdicts),
             "tie": sum(v["winner"] == "tie" for v in verdicts),

@@ -23,7 +23,7 @@ from xuetu.evaluate import report
 from xuetu.evaluate.compare import _one_engine, compare, comparison_doc
 from xuetu.evaluate.examples import file_digest, load_examples
 from xuetu.evaluate.generate import Models
-from xuetu.evaluate.run import EvalSpec, _cache_get, _cache_put, _key
+from xuetu.evaluate.run import EvalSpec, cache_get, cache_key, cache_put
 from xuetu.evaluate.scoring import LABELS
 from xuetu.evaluate.stats import paired_bootstrap
 
@@ -122,9 +122,9 @@ def train_lora(model: str, train: Path, budget_minutes: float, overrides: list[s
     base = models.resolve(model, pull_missing=True, progress=progress)
     settings = dict(model=base.name, data=str(train), method="lora", max_minutes=budget_minutes, evaluate=False,
                     val_fraction=0.0)
-    key = _key("decide-lora", base.manifest, file_digest(train), budget_minutes, sorted(overrides))
+    key = cache_key("decide-lora", base.manifest, file_digest(train), budget_minutes, sorted(overrides))
     out = f"{base.name.split(':')[0].split('/')[-1]}-decide:{key[:10]}"
-    known = _cache_get(key)
+    known = cache_get(key)
     if known and any(r.name == out for r in models.list_models()):
         return {**known, "reused": True}
     args = targs.load(targs.TrainArgs, overrides=overrides, **settings, out=out)
@@ -134,7 +134,7 @@ def train_lora(model: str, train: Path, budget_minutes: float, overrides: list[s
     info = {"model": result.model, "train_seconds": time.perf_counter() - start, "steps": result.steps,
             "train_loss": result.train_loss, "peak_rss_bytes": mem.peak, "cuda_peak_bytes": mem.cuda_peak,
             "stopped_early": result.stopped_early}
-    _cache_put(key, info)
+    cache_put(key, info)
     return {**info, "reused": False}
 
 

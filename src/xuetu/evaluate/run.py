@@ -75,7 +75,7 @@ def cache_dir() -> Path:
     return xuetu_home() / "evals" / "cache"
 
 
-def _cache_get(key: str):
+def cache_get(key: str):
     path = cache_dir() / f"{key}.json"
     try:
         return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
@@ -83,11 +83,11 @@ def _cache_get(key: str):
         return None  # a damaged entry is recomputed
 
 
-def _cache_put(key: str, value) -> None:
+def cache_put(key: str, value) -> None:
     atomic_write_json(cache_dir() / f"{key}.json", value)
 
 
-def _key(*parts) -> str:
+def cache_key(*parts) -> str:
     return hashlib.sha256(json.dumps([CACHE_VERSION, *parts], sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
@@ -119,26 +119,28 @@ def build_prompts(examples: list[Example], spec: EvalSpec, engine, default_syste
 
         kb = kbs.open_kb(spec.kb)
     prompts, retrieval = [], []
-    for ex in examples:
-        history, system, user = ex.messages[:-1], ex.system, ex.question
-        if template is not None:
-            values = {k: v for k, v in {**ex.extra, **spec.variables}.items() if k in template.variables}
-            rendered = template.render({**values, "question": ex.question})
-            system = next((x["content"] for x in rendered if x["role"] == "system"), system)
-            user = rendered[-1]["content"]
+    try:
+        for ex in examples:
+            history, system, user = ex.messages[:-1], ex.system, ex.question
+            if template is not None:
+                values = {k: v for k, v in {**ex.extra, **spec.variables}.items() if k in template.variables}
+                rendered = template.render({**values, "question": ex.question})
+                system = next((x["content"] for x in rendered if x["role"] == "system"), system)
+                user = rendered[-1]["content"]
+            if kb is not None:
+                start = time.perf_counter()
+                results = search(kb, ex.question, k=spec.k)
+                messages, used = build_messages(user, results, engine.count_tokens,
+                                                context_budget(engine, spec.max_tokens), system=system or default_system,
+                                                history=history)
+                retrieval.append({"seconds": time.perf_counter() - start, "sources": [r.where() for r in used]})
+            else:
+                messages = ([{"role": "system", "content": system}] if system else []) + history + [
+                    {"role": "user", "content": user}]
+            prompts.append(messages)
+    finally:
         if kb is not None:
-            start = time.perf_counter()
-            results = search(kb, ex.question, k=spec.k)
-            messages, used = build_messages(user, results, engine.count_tokens,
-                                            context_budget(engine, spec.max_tokens), system=system or default_system,
-                                            history=history)
-            retrieval.append({"seconds": time.perf_counter() - start, "sources": [r.where() for r in used]})
-        else:
-            messages = ([{"role": "system", "content": system}] if system else []) + history + [
-                {"role": "user", "content": user}]
-        prompts.append(messages)
-    if kb is not None:
-        kb.close()
+            kb.close()
     return prompts, retrieval
 
 
@@ -155,11 +157,11 @@ def _answers(spec: EvalSpec, models: Models, examples: list[Example], progress: 
         base = kbs.open_kb(spec.kb)
         kb_print = base.fingerprint()
         base.close()
-    key = _key("answers", ref.name, ref.manifest, models.chosen(spec.model), models.quant, file_digest(spec.data),
+    key = cache_key("answers", ref.name, ref.manifest, models.chosen(spec.model), models.quant, file_digest(spec.data),
                spec.limit,
                _template_fingerprint(spec.prompt), spec.variables, spec.kb, kb_print, spec.k,
                spec.max_tokens, spec.temperature, spec.seed)
-    cached = None if spec.fresh else _cache_get(key)
+    cached = None if spec.fresh else cache_get(key)
     if cached is not None and len(cached["answers"]) == len(examples):
         return ([Generated(**a) for a in cached["answers"]], cached["retrieval"], cached.get("wall", 0.0),
                 cached.get("engine", {}), True)
@@ -173,7 +175,7 @@ def _answers(spec: EvalSpec, models: Models, examples: list[Example], progress: 
         answers = models.answer(spec.model, prompts, opts, on_done=bar.update)
     wall = time.perf_counter() - start + sum(r["seconds"] for r in retrieval)
     info = models.info(spec.model)
-    _cache_put(key, {"model": ref.name, "answers": [a.to_dict() for a in answers], "retrieval": retrieval,
+    cache_put(key, {"model": ref.name, "answers": [a.to_dict() for a in answers], "retrieval": retrieval,
                      "wall": wall, "engine": info})
     return answers, retrieval, wall, info, False
 
@@ -184,15 +186,15 @@ def _judge(spec: EvalSpec, examples: list[Example], answers: list[Generated], pr
     from xuetu.evaluate import judge
 
     rubric = spec.rubric or judge.RUBRIC
-    key = _key("judge", spec.judge, spec.judge_url, rubric, [(e.question, e.reference, a.text)
+    key = cache_key("judge", spec.judge, spec.judge_url, rubric, [(e.question, e.reference, a.text)
                                                               for e, a in zip(examples, answers)])
-    cached = _cache_get(key)
+    cached = cache_get(key)
     if cached is not None:
         return cached["scores"]
     ask = judge.api_judge(spec.judge, spec.judge_url, spec.judge_key) if spec.judge_url else judge.engine_judge(spec.judge)
     scores = [judge.pointwise(ask, e.question, a.text, e.reference, rubric)
               for e, a in tqdm(list(zip(examples, answers)), desc=f"judging with {spec.judge}", disable=not progress)]
-    _cache_put(key, {"scores": scores})
+    cache_put(key, {"scores": scores})
     return scores
 
 
@@ -223,7 +225,8 @@ def _evaluate(spec: EvalSpec, models: Models, progress: bool) -> dict:
 
     ref = store.resolve(spec.model)
     started = time.perf_counter()
-    result = {"kind": "eval", "model": ref.name, "data": str(spec.data), "spec": asdict(spec), "metrics": {},
+    shown = {**asdict(spec), "judge_key": None}  # the report is served over HTTP: never the judge's API key
+    result = {"kind": "eval", "model": ref.name, "data": str(spec.data), "spec": shown, "metrics": {},
               "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     wanted = spec.metrics
     if wanted and set(wanted) <= {"perplexity", "choice"}:
@@ -273,27 +276,27 @@ def _special(spec: EvalSpec, models: Models, wanted: list[str], result: dict, pr
     engine = models.scoring_engine(spec.model)
     digest = file_digest(spec.data)
     if "perplexity" in wanted:
-        key = _key("perplexity", ref.name, ref.manifest, digest, spec.limit)
-        value = _cache_get(key)
+        key = cache_key("perplexity", ref.name, ref.manifest, digest, spec.limit)
+        value = cache_get(key)
         if value is None:
             from xuetu.evaluate.perplexity import perplexity
 
             out = perplexity(engine.model, engine.tokenizer, load_texts(spec.data, spec.limit), progress=progress)
             value = asdict(out)
-            _cache_put(key, value)
+            cache_put(key, value)
         result["metrics"]["perplexity"] = {"value": value["perplexity"], "tokens": value["tokens"],
                                            "skipped": value.get("skipped", 0),
                                            "per_text": [None if p != p else p for p in value["per_text"]]}  # NaN: skipped
         result.setdefault("n", len(value["per_text"]))
     if "choice" in wanted:
-        key = _key("choice", ref.name, ref.manifest, digest, spec.limit)
-        value = _cache_get(key)
+        key = cache_key("choice", ref.name, ref.manifest, digest, spec.limit)
+        value = cache_get(key)
         if value is None:
             from xuetu.evaluate import choice
 
             questions = choice.read_csv(spec.data)[: spec.limit or None]
             value = asdict(choice.score(engine.model, engine.tokenizer, questions, progress=progress))
-            _cache_put(key, value)
+            cache_put(key, value)
         from xuetu.evaluate.stats import bootstrap_ci
 
         ci = bootstrap_ci([float(c) for c in value["correct"]])

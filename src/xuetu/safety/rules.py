@@ -40,7 +40,7 @@ class Rule:
     kind: str
     why: str
     patterns: list[re.Pattern]
-    """en and any patterns (tried when the text has Latin letters, or always for any)"""
+    """en patterns: tried only when the text has Latin letters"""
     unless: list[re.Pattern] = field(default_factory=list)
     channels: tuple[str, ...] = ("user", "document", "output")
     lexicon: tuple[str, ...] | None = None
@@ -49,6 +49,7 @@ class Rule:
     zh: list[re.Pattern] = field(default_factory=list)
     """zh patterns: tried only when the text has Chinese characters (most answers are in one language)"""
     any_: list[re.Pattern] = field(default_factory=list)
+    """any patterns: always tried (e.g. pinyin, symbols)"""
 
 
 @dataclass

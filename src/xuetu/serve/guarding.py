@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -188,8 +189,6 @@ class GuardMiddleware:
                 return await error_response(scope["path"], 429, f"this API key has used its {limits.tokens_per_day} "
                                             "tokens for today", type="rate_limit_error", code="quota_exceeded",
                                             headers={"Retry-After": "3600"})(scope, receive, send)
-        import uuid
-
         token = current.set(RequestGuard(guard, key, self.state.metrics, self.state.audit_path, uuid.uuid4().hex[:12],
                                          self.state.usage, whom))
         try:
