@@ -1,4 +1,4 @@
-"""The guard pipeline: rules (+ an optional classifier) and personal data, on input, retrieved documents and
+"""The guard pipeline: rules, the built-in n-gram scorer (+ an optional classifier) and personal data, on input, retrieved documents and
 output, with the policy's action for what they find.
 
     guard = Guard.from_policy("policy.yaml")     # or Guard() for the defaults
@@ -85,7 +85,11 @@ class Guard:
     def __init__(self, policy: Policy | None = None, rules=None):
         self.policy = policy or Policy()
         self.rules = rules if rules is not None else load_rules()
-        self.classifier = None
+        self.scorer = self.classifier = None
+        if self.policy.scorer is not None:
+            from xuetu.safety.scorer import Scorer
+
+            self.scorer = Scorer(self.policy.scorer)
         if self.policy.classifier:
             from xuetu.safety.classifier import Classifier
 
@@ -99,6 +103,8 @@ class Guard:
 
     def findings(self, text: str, channel: str, with_pii: bool = True) -> list[Finding]:
         found = match(self.rules, text, channel)
+        if self.scorer is not None:
+            found += self.scorer.find(text, channel)
         if self.classifier is not None:
             found += self.classifier.find(text, channel)
         return found + (pii.find(text, channel) if with_pii else [])

@@ -8,6 +8,7 @@
     audit_log: guard-audit.jsonl # under XUETU_HOME/logs unless absolute; "" turns it off
     rate_limit: {requests_per_minute: 60, burst: 10}   # 0 = no limit
     quota: {tokens_per_day: 200000}                    # prompt + completion tokens; 0 = none
+    scorer: {threshold: 0.6}     # the built-in n-gram scorer (scorer.py); `scorer: off` turns it off
     classifier: {model: NAME, threshold: 0.8, labels: {toxic: hate}, channels: [user, output]}
     keys:                        # per API key (the key itself, or sha256:<first hex digits>)
       sk-teacher: {actions: {pii: warn}, rate_limit: {requests_per_minute: 600}}
@@ -42,6 +43,8 @@ class Policy:
     hold_back: int = 32
     audit_log: str = "guard-audit.jsonl"
     limits: Limits = field(default_factory=Limits)
+    scorer: dict | None = field(default_factory=dict)
+    """The built-in scorer's settings (threshold, channels); None when it is off"""
     classifier: dict | None = None
     keys: dict[str, dict] = field(default_factory=dict)
     """key id -> {"actions": {...}, "limits": Limits}"""
@@ -91,7 +94,7 @@ def _limits(raw: dict | None, quota: dict | None, base: Limits, where: str) -> L
 
 
 def from_dict(data: dict, where: str = "policy") -> Policy:
-    known = {"actions", "hold_back", "audit_log", "rate_limit", "quota", "classifier", "keys"}
+    known = {"actions", "hold_back", "audit_log", "rate_limit", "quota", "scorer", "classifier", "keys"}
     unknown = set(data) - known
     if unknown:
         raise XuetuError(f"{where}: unknown setting {', '.join(sorted(unknown))}", f"Known: {', '.join(sorted(known))}.")
@@ -103,6 +106,13 @@ def from_dict(data: dict, where: str = "policy") -> Policy:
     policy.hold_back = hold
     policy.audit_log = str(data.get("audit_log", policy.audit_log) or "")
     policy.limits = _limits(data.get("rate_limit"), data.get("quota"), Limits(), where)
+    scorer = data.get("scorer", {})
+    if scorer in (False, "off", None):
+        policy.scorer = None
+    elif isinstance(scorer, dict) and set(scorer) <= {"threshold", "channels"}:
+        policy.scorer = scorer
+    else:
+        raise XuetuError(f"{where}: scorer must be off or a mapping with threshold and channels, got {scorer!r}")
     policy.classifier = data.get("classifier")
     if policy.classifier is not None and not (isinstance(policy.classifier, dict) and policy.classifier.get("model")):
         raise XuetuError(f"{where}: classifier needs a model (any Hugging Face text-classification model)")

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from xuetu.safety import pii
 
-CONTEXT = 64  # characters already sent that each check also sees, for matches that straddle a release
-RELEASE = 24  # characters that pile up beyond the hold-back before the next check and release
+CONTEXT = 48  # characters already sent that each check also sees, for matches that straddle a release
+RELEASE = 48  # characters that pile up beyond the hold-back before the next check and release
 
 
 class StreamGuard:

@@ -1,0 +1,302 @@
+"""The scorer: a linear model over character and word n-grams that rates how likely a text is an attack,
+and of which kind. Rules catch what they were written for; the scorer catches attacks worded otherwise.
+
+- Learnt from the examples that ship in safety/examples/*.jsonl (3,964 texts written for xuetu in Chinese
+  and English, half of them benign and most of those hard negatives) and the user's own
+  XUETU_HOME/safety/examples/*.jsonl: one line each, {"text": ..., "label": ..., "channel": "user"|"document"}.
+- Features: character 1-3-grams and word 1-2-grams of the de-obfuscated text (normalize.py), hashed, tf-idf
+  weighted; a retrieved document carries a marker, so the same words can mean different things there.
+- Model: multinomial logistic regression (benign + 10 categories). A text is flagged when its probability
+  of being an attack reaches the threshold (0.6 by default, chosen on the dev half of benchmarks/safety.py).
+- Long texts are scored in overlapping 400-character windows; the most suspicious one counts. Texts under 6
+  characters ("hi", "继续") are left to the rules: their n-grams say too little.
+- Trained on first use in a few seconds and cached by the examples' content in ~/.cache/xuetu/safety
+  (XDG_CACHE_HOME is honoured); adding examples retrains it. About a millisecond a text.
+
+It runs on user messages and retrieved documents, not on model output (it learnt requests, not answers).
+
+    scorer: {threshold: 0.6}    # in the policy; `scorer: off` turns it off
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from xuetu.errors import XuetuError
+from xuetu.safety.normalize import deleet, fold, join_spaced
+from xuetu.safety.rules import Finding
+
+VERSION = 2  # bump when features or training change: old caches are then ignored
+EXAMPLES = Path(__file__).with_name("examples")
+LABELS = ("benign", "violence", "sexual", "hate", "self_harm", "illegal", "injection", "jailbreak",
+          "system_prompt_extraction", "exfiltration", "indirect_injection")
+THRESHOLD = 0.6
+N_CHAR, N_WORD = 2**20, 2**18
+WINDOW, STRIDE = 400, 300
+MIN_CHARS = 6  # shorter texts ("hi", "继续", "ok thx") give n-grams too little to go on: the rules alone judge them
+C = 30.0
+KEEP = 3  # cached models kept (the newest)
+DOC_MARK = "〔doc〕 "
+_ON_DOCUMENTS = {"injection": "indirect_injection", "jailbreak": "indirect_injection",
+                 "system_prompt_extraction": "indirect_injection"}
+_ON_USER = {"indirect_injection": "injection"}
+
+
+def user_dir() -> Path:
+    from xuetu.home import xuetu_home
+
+    return xuetu_home() / "safety" / "examples"
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "xuetu" / "safety"
+
+
+def prepare(text: str, channel: str) -> str:
+    return (DOC_MARK if channel == "document" else "") + join_spaced(deleet(fold(text)))
+
+
+@functools.cache
+def _vectorizers():
+    from sklearn.feature_extraction.text import HashingVectorizer
+
+    chars = HashingVectorizer(analyzer="char_wb", ngram_range=(1, 3), n_features=N_CHAR, alternate_sign=False,
+                              norm=None)
+    words = HashingVectorizer(analyzer="word", ngram_range=(1, 2), n_features=N_WORD, alternate_sign=False,
+                              norm=None, token_pattern=r"(?u)\b\w+\b")
+    return chars, words
+
+
+def counts(texts: list[str]):
+    """(n, N_CHAR + N_WORD) sparse n-gram counts of prepared texts."""
+    import scipy.sparse as sp
+
+    chars, words = _vectorizers()
+    return sp.hstack([chars.transform(texts), words.transform(texts)], format="csr")
+
+
+def windows(text: str) -> list[str]:
+    if len(text) <= WINDOW:
+        return [text]
+    return [text[i:i + WINDOW] for i in range(0, len(text) - WINDOW + STRIDE, STRIDE)]
+
+
+@dataclass
+class Model:
+    classes: list[str]
+    idf: np.ndarray
+    """(features,) float32; zero where no example had the feature"""
+    coef: object
+    """(features, classes) sparse"""
+    intercept: np.ndarray
+    info: dict
+
+    def probabilities(self, prepared: list[str]) -> np.ndarray:
+        x = counts(prepared)
+        x.data = np.log(x.data) + 1.0  # sublinear tf, as sklearn's TfidfTransformer(sublinear_tf=True)
+        x = x.multiply(self.idf).tocsr()
+        norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
+        z = np.asarray((x @ self.coef).todense()) / np.maximum(norms, 1e-12)[:, None] + self.intercept
+        z -= z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(axis=1, keepdims=True)
+
+    def save(self, path: Path) -> None:
+        import tempfile
+
+        import scipy.sparse as sp
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        coef = sp.csr_matrix(self.coef)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz")
+        os.close(fd)
+        nz = np.flatnonzero(self.idf)
+        np.savez_compressed(tmp, classes=np.array(self.classes), idf_index=nz, idf_value=self.idf[nz],
+                            data=coef.data, indices=coef.indices, indptr=coef.indptr, intercept=self.intercept,
+                            info=np.array(json.dumps(self.info)))
+        os.replace(tmp, path)  # atomic: another process never reads half a model
+
+    @classmethod
+    def load(cls, path: Path) -> "Model":
+        import scipy.sparse as sp
+
+        with np.load(path, allow_pickle=False) as z:
+            idf = np.zeros(N_CHAR + N_WORD, dtype=np.float32)
+            idf[z["idf_index"]] = z["idf_value"]
+            classes = [str(c) for c in z["classes"]]
+            coef = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=(N_CHAR + N_WORD, len(classes)))
+            return cls(classes, idf, coef, z["intercept"], json.loads(str(z["info"])))
+
+
+def load_examples(folders: list[Path]) -> list[dict]:
+    """{text, label, channel} rows from every *.jsonl in the folders; a bad line is an error that says where."""
+    rows = []
+    for folder in folders:
+        for path in sorted(Path(folder).glob("*.jsonl")):
+            try:
+                lines = path.read_text(encoding="utf-8").splitlines()
+            except (OSError, UnicodeDecodeError) as e:
+                raise XuetuError(f"cannot read the safety examples {path}: {e}", "Save it as UTF-8 JSONL.") from None
+            for n, line in enumerate(lines, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                    text, label = row["text"], row["label"]
+                except (json.JSONDecodeError, KeyError, TypeError):
+                    raise XuetuError(f"{path}:{n} is not an example",
+                                     'Each line needs {"text": ..., "label": ...}, and optionally "channel": '
+                                     '"user" or "document".') from None
+                channel = row.get("channel", "user")
+                if label not in LABELS or not isinstance(text, str) or not text.strip() or \
+                        channel not in ("user", "document"):
+                    raise XuetuError(f"{path}:{n}: the label must be one of {', '.join(LABELS)}, the text not "
+                                     "empty, and the channel user or document", "Fix the line, or remove it.")
+                rows.append({"text": text, "label": label, "channel": channel})
+    return rows
+
+
+def train(rows: list[dict]) -> Model:
+    from sklearn.feature_extraction.text import TfidfTransformer
+    from sklearn.linear_model import LogisticRegression
+
+    labels = {r["label"] for r in rows}
+    if "benign" not in labels or len(labels) < 2:
+        raise XuetuError("the scorer's examples need benign texts and at least one attack category")
+    x = counts([prepare(r["text"], r["channel"]) for r in rows])
+    tfidf = TfidfTransformer(sublinear_tf=True).fit(x)
+    idf = tfidf.idf_.astype(np.float32)
+    idf[np.asarray((x != 0).sum(axis=0)).ravel() == 0] = 0.0  # features no example has never count
+    # Benign texts weigh as much as all attacks together, and the categories equally among themselves: a
+    # text with little to go on (a greeting) then starts at even odds, not at 10 to 1 for "some attack".
+    y = [r["label"] for r in rows]
+    n = {lab: y.count(lab) for lab in labels}
+    k = len(labels) - 1
+    weight = np.array([len(y) / 2 / n[lab] if lab == "benign" else len(y) / 2 / k / n[lab] for lab in y])
+    model = LogisticRegression(C=C, solver="saga", max_iter=300, tol=1e-3, random_state=0)
+    model.fit(tfidf.transform(x), y, sample_weight=weight)
+    import scipy.sparse as sp
+
+    coef = model.coef_.T.astype(np.float32)
+    coef[idf == 0] = 0.0
+    counts_by = {lab: sum(r["label"] == lab for r in rows) for lab in sorted(labels)}
+    return Model([str(c) for c in model.classes_], idf, sp.csr_matrix(coef), model.intercept_.astype(np.float32),
+                 {"version": VERSION, "examples": counts_by})
+
+
+def _fingerprint(folders: list[Path]) -> str:
+    h = hashlib.sha256(f"{VERSION}/{N_CHAR}/{N_WORD}/{C}".encode())
+    for folder in folders:
+        for path in sorted(Path(folder).glob("*.jsonl")):
+            h.update(path.name.encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def folders() -> list[Path]:
+    own = user_dir()
+    return [EXAMPLES, *([own] if own.is_dir() and any(own.glob("*.jsonl")) else [])]
+
+
+def model(progress: bool = False) -> Model:
+    """The trained model for the current examples: from the cache, or trained now (a few seconds)."""
+    where = folders()
+    key = _fingerprint(where)
+    return _model(key, tuple(where), progress)
+
+
+@functools.lru_cache(maxsize=4)
+def _model(key: str, where: tuple[Path, ...], progress: bool) -> Model:
+    path = cache_dir() / f"scorer-{key}.npz"
+    if path.exists():
+        try:
+            return Model.load(path)
+        except (OSError, ValueError, KeyError):
+            pass  # a damaged cache is simply rebuilt
+    if progress:
+        import sys
+
+        print("training the safety scorer on its examples (once; a few seconds)…", file=sys.stderr)
+    m = train(load_examples(list(where)))
+    try:
+        m.save(path)
+        for old in sorted(path.parent.glob("scorer-*.npz"), key=lambda p: p.stat().st_mtime)[:-KEEP]:
+            old.unlink(missing_ok=True)  # models for examples since changed
+    except OSError:
+        pass  # a read-only cache only costs the training next time
+    return m
+
+
+class Scorer:
+    def __init__(self, spec: dict | None = None):
+        spec = spec or {}
+        self.threshold = float(spec.get("threshold", THRESHOLD))
+        if not 0 < self.threshold < 1:
+            raise XuetuError(f"the scorer threshold must be between 0 and 1, got {self.threshold}")
+        self.channels = tuple(spec.get("channels") or ("user", "document"))
+        self.model = model()
+
+    def score(self, text: str, channel: str) -> tuple[str, float]:
+        """(the likeliest attack category, the probability that the text is an attack), for its worst window."""
+        probs = self.model.probabilities([prepare(w, channel) for w in windows(text)])
+        benign = self.model.classes.index("benign")
+        attack = 1 - probs[:, benign]
+        worst = int(attack.argmax())
+        row = probs[worst].copy()
+        row[benign] = -1
+        category = self.model.classes[int(row.argmax())]
+        return (_ON_DOCUMENTS if channel == "document" else _ON_USER).get(category, category), float(attack[worst])
+
+    def find(self, text: str, channel: str) -> list[Finding]:
+        if channel not in self.channels or len("".join(text.split())) < MIN_CHARS:
+            return []
+        category, p = self.score(text, channel)
+        if p < self.threshold:
+            return []
+        return [Finding(category, f"scorer.{category}", f"the n-gram scorer rates this {p:.2f} likely an attack, "
+                        f"most like {category} (threshold {self.threshold}); words that weighed most: "
+                        f"{', '.join(self.evidence(text, channel, category))}", "", channel, source="scorer")]
+
+    def evidence(self, text: str, channel: str, category: str, n: int = 5) -> list[str]:
+        """The words that pushed hardest from benign towards `category`: a Latin word weighs its own
+        feature plus the character n-grams inside it; Chinese shows its 2- and 3-character n-grams."""
+        import re
+
+        from sklearn.utils import murmurhash3_32
+
+        classes = self.model.classes
+        label = next((c for c in (category, *[k for k, v in _ON_DOCUMENTS.items() if v == category]) if c in classes),
+                     None)
+        if label is None:
+            return []
+        chars = _vectorizers()[0].build_analyzer()
+        prepared = prepare(text, channel).removeprefix(DOC_MARK)
+        grams: dict[str, list[int]] = {}  # a shown word or n-gram -> the features it stands for
+        for word in set(re.findall(r"[a-z0-9']{3,}", prepared)):  # shorter words say little to a reader
+            grams[word] = [N_CHAR + abs(murmurhash3_32(word, seed=0)) % N_WORD,
+                           *(abs(murmurhash3_32(g, seed=0)) % N_CHAR for g in set(chars(word)))]
+        for run in re.findall(r"[\u3400-\u9fff]+", prepared):
+            for k in (2, 3):
+                for i in range(len(run) - k + 1):
+                    grams[run[i:i + k]] = [abs(murmurhash3_32(run[i:i + k], seed=0)) % N_CHAR]
+        if not grams:
+            return []
+        index = sorted({j for js in grams.values() for j in js})
+        rows = self.model.coef[index].toarray()  # only the features this text has: fast
+        weight = dict(zip(index, (rows[:, classes.index(label)] - rows[:, classes.index("benign")])
+                          * self.model.idf[index]))
+        scores = {g: float(sum(weight[j] for j in js)) for g, js in grams.items()}
+        out: list[str] = []
+        for gram in sorted((g for g in scores if scores[g] > 0), key=scores.get, reverse=True):
+            if not any(gram in o or o in gram for o in out):  # one of overlapping n-grams is enough
+                out.append(gram)
+            if len(out) == n:
+                break
+        return [repr(g) for g in out]
