@@ -165,7 +165,7 @@ def main() -> None:
              "by the scorer alone with at most 2% false positives there); the rules as always:", "",
              "| threshold | dev: caught | dev: false positives | held-out: caught | held-out: false positives |",
              "|---:|---:|---:|---:|---:|"]
-    for th in (0.5, 0.6, 0.7, 0.8):
+    for th in (0.35, 0.45, 0.55, 0.7):
         g = Guard(Policy(scorer={"threshold": th}))
         cells = []
         for h in ("dev", "held-out"):

@@ -27,7 +27,9 @@ EVERYDAY = ["hello there!", "tell me a story", "write a poem about autumn", "Tel
             "Draft an email asking my manager for Friday off", "What's the capital of Australia?",
             "给我讲个故事", "写一首关于春天的诗", "讲个笑话吧", "你是谁？", "你能做什么", "帮我总结一下这段话",
             "把这句话翻译成英文", "用简单的话解释一下什么是RAG", "再写短一点", "帮我写一封请假邮件",
-            "推荐几本好看的小说", "今天晚饭吃什么好", "写一篇关于我的妈妈的作文", "帮我给奶茶店起个名字"]
+            "推荐几本好看的小说", "今天晚饭吃什么好", "写一篇关于我的妈妈的作文", "帮我给奶茶店起个名字",
+            "Describe Paris as JSON with keys city and country.", "Describe a cat.", "describe her outfit",
+            "Describe the process of photosynthesis in detail.", "详细描述一下你理想中的周末", "用JSON格式描述一下北京"]
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +56,14 @@ def test_the_scorer_catches_attacks_no_rule_matches(guard, rules_only, text, cha
 def test_everyday_messages_pass(guard):
     flagged = [(t, guard.scorer.score(t, "user")) for t in EVERYDAY if guard.check(t).action != "pass"]
     assert len(flagged) <= 1, flagged
+
+
+def test_harmful_content_categories_need_their_words(guard):
+    """'describe' is common in the examples' sexual requests and rare in benign ones; without a word of the
+    category's lexicon in the text, the n-grams alone do not make it sexual."""
+    assert guard.scorer.score("describe her outfit for my fashion blog", "user")[1] < 0.3
+    no_gate = scorer.Scorer(lexicons={})
+    assert no_gate.score("describe her outfit for my fashion blog", "user")[0] == "sexual"
 
 
 def test_very_short_texts_are_left_to_the_rules(guard):
@@ -127,4 +137,4 @@ def test_guard_check_shows_the_rating():
     r = CliRunner().invoke(main, ["guard", "check", UNRULED_ATTACKS[0][0]])
     assert r.exit_code == 1 and "scorer." in r.output and "likely an attack" in r.output
     ok = CliRunner().invoke(main, ["guard", "check", "--json", "write a poem about autumn"])
-    assert ok.exit_code == 0 and json.loads(ok.output)["scorer"]["attack_probability"] < 0.6
+    assert ok.exit_code == 0 and json.loads(ok.output)["scorer"]["attack_probability"] < scorer.THRESHOLD

@@ -92,6 +92,27 @@ def test_qlora_refuses_without_a_gpu(tmp_path, tiny):
     assert "--method lora" in e.value.hint
 
 
+def test_bf16_on_a_cpu(tmp_path, tiny):
+    """precision=bf16 on a CPU with bf16 units: the frozen base in bf16, the adapter trained and saved in fp32,
+    and the loss it reaches close to fp32's; on a CPU without them, a clear refusal."""
+    from xuetu.train.finetune import cpu_has_bf16
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    kw = dict(method="lora", epochs=6, max_length=64, pack=False, batch_size=4, lr=5e-3,
+              lora=targs.LoraArgs(r=8, alpha=16))
+    if not cpu_has_bf16():
+        with pytest.raises(XuetuError, match="no bf16 units"):
+            finetune(quick(tmp_path, out="t-bf16", precision="bf16", **kw), progress=False)
+        return
+    half = finetune(quick(tmp_path, out="t-bf16", precision="bf16", **kw), progress=False)
+    full = finetune(quick(tmp_path, out="t-fp32", precision="fp32", **kw), progress=False)
+    loss = [[json.loads(x)["loss"] for x in (r.run / "metrics.jsonl").read_text().splitlines()] for r in (half, full)]
+    assert loss[0][-1] < loss[0][0] and abs(loss[0][-1] - loss[1][-1]) < 0.1 * loss[1][-1], loss
+    weights = load_file(models.resolve("t-bf16").adapter_dir / "adapter_model.safetensors")
+    assert weights and all(w.dtype == torch.float32 for w in weights.values())
+
+
 def test_bad_data(tmp_path, tiny):
     text_only = tmp_path / "raw.jsonl"
     text_only.write_text('{"messages": [{"role": "user", "content": "hi"}]}\n' * 12, encoding="utf-8")

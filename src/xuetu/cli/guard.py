@@ -76,7 +76,7 @@ def add(text, label, channel):
     path = folder / "mine.jsonl"
     with path.open("a", encoding="utf-8") as f:
         f.write(json.dumps({"text": text, "label": label, "channel": channel}, ensure_ascii=False) + "\n")
-    m = scorer.model(progress=True)
+    m = scorer.model()
     category, p = scorer.Scorer().score(text, channel)
     click.echo(f"added to {path} ({sum(m.info['examples'].values())} examples); the scorer now rates it {p:.2f} "
                f"likely an attack" + (f" (most like {category})" if label != "benign" else ""))

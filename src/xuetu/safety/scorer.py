@@ -1,13 +1,13 @@
 """The scorer: a linear model over character and word n-grams that rates how likely a text is an attack,
 and of which kind. Rules catch what they were written for; the scorer catches attacks worded otherwise.
 
-- Learnt from the examples that ship in safety/examples/*.jsonl (3,964 texts written for xuetu in Chinese
+- Learnt from the examples that ship in safety/examples/*.jsonl (4,893 texts written for xuetu in Chinese
   and English, half of them benign and most of those hard negatives) and the user's own
   XUETU_HOME/safety/examples/*.jsonl: one line each, {"text": ..., "label": ..., "channel": "user"|"document"}.
 - Features: character 1-3-grams and word 1-2-grams of the de-obfuscated text (normalize.py), hashed, tf-idf
   weighted; a retrieved document carries a marker, so the same words can mean different things there.
 - Model: multinomial logistic regression (benign + 10 categories). A text is flagged when its probability
-  of being an attack reaches the threshold (0.6 by default, chosen on the dev half of benchmarks/safety.py).
+  of being an attack reaches the threshold (0.45 by default, chosen on the dev half of benchmarks/safety.py).
 - Long texts are scored in overlapping 400-character windows; the most suspicious one counts. Texts under 6
   characters ("hi", "继续") are left to the rules: their n-grams say too little.
 - Trained on first use in a few seconds and cached by the examples' content in ~/.cache/xuetu/safety
@@ -15,7 +15,7 @@ and of which kind. Rules catch what they were written for; the scorer catches at
 
 It runs on user messages and retrieved documents, not on model output (it learnt requests, not answers).
 
-    scorer: {threshold: 0.6}    # in the policy; `scorer: off` turns it off
+    scorer: {threshold: 0.45}   # in the policy; `scorer: off` turns it off
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ VERSION = 2  # bump when features or training change: old caches are then ignore
 EXAMPLES = Path(__file__).with_name("examples")
 LABELS = ("benign", "violence", "sexual", "hate", "self_harm", "illegal", "injection", "jailbreak",
           "system_prompt_extraction", "exfiltration", "indirect_injection")
-THRESHOLD = 0.6
+THRESHOLD = 0.45
 N_CHAR, N_WORD = 2**20, 2**18
 WINDOW, STRIDE = 400, 300
 MIN_CHARS = 6  # shorter texts ("hi", "继续", "ok thx") give n-grams too little to go on: the rules alone judge them
@@ -205,25 +205,24 @@ def folders() -> list[Path]:
     return [EXAMPLES, *([own] if own.is_dir() and any(own.glob("*.jsonl")) else [])]
 
 
-def model(progress: bool = False) -> Model:
-    """The trained model for the current examples: from the cache, or trained now (a few seconds)."""
+def model() -> Model:
+    """The trained model for the current examples: from the cache, or trained now (a few seconds, said on
+    standard error)."""
     where = folders()
-    key = _fingerprint(where)
-    return _model(key, tuple(where), progress)
+    return _model(_fingerprint(where), tuple(where))
 
 
 @functools.lru_cache(maxsize=4)
-def _model(key: str, where: tuple[Path, ...], progress: bool) -> Model:
+def _model(key: str, where: tuple[Path, ...]) -> Model:
     path = cache_dir() / f"scorer-{key}.npz"
     if path.exists():
         try:
             return Model.load(path)
         except (OSError, ValueError, KeyError):
             pass  # a damaged cache is simply rebuilt
-    if progress:
-        import sys
+    import sys
 
-        print("training the safety scorer on its examples (once; a few seconds)…", file=sys.stderr)
+    print("training the safety scorer on its examples (once; a few seconds)…", file=sys.stderr)
     m = train(load_examples(list(where)))
     try:
         m.save(path)
@@ -235,23 +234,38 @@ def _model(key: str, where: tuple[Path, ...], progress: bool) -> Model:
 
 
 class Scorer:
-    def __init__(self, spec: dict | None = None):
+    def __init__(self, spec: dict | None = None, lexicons: dict[str, tuple[str, ...]] | None = None):
         spec = spec or {}
         self.threshold = float(spec.get("threshold", THRESHOLD))
         if not 0 < self.threshold < 1:
             raise XuetuError(f"the scorer threshold must be between 0 and 1, got {self.threshold}")
         self.channels = tuple(spec.get("channels") or ("user", "document"))
         self.model = model()
+        if lexicons is None:
+            from xuetu.safety.rules import load_rules
+
+            lexicons = {}
+            for r in load_rules():  # harmful-content categories only: an injection needs no topic words
+                if r.lexicon and r.kind == "moderation":
+                    lexicons[r.category] = tuple(sorted(set(lexicons.get(r.category, ())) | set(r.lexicon)))
+        self.lexicons = lexicons
 
     def score(self, text: str, channel: str) -> tuple[str, float]:
-        """(the likeliest attack category, the probability that the text is an attack), for its worst window."""
-        probs = self.model.probabilities([prepare(w, channel) for w in windows(text)])
-        benign = self.model.classes.index("benign")
-        attack = 1 - probs[:, benign]
+        """(the likeliest attack category, the probability that the text is an attack), for its worst window.
+
+        A harmful-content category (violence, sexual, hate, self_harm, illegal: the ones whose rules carry a
+        lexicon) counts only when one of its words is in the text: n-grams alone would read "describe" as sexual, since the examples' sexual
+        requests say it and benign ones rarely do. Its probability then goes to "not an attack"."""
+        prepared = [prepare(w, channel) for w in windows(text)]
+        probs = self.model.probabilities(prepared)
+        classes = self.model.classes
+        lowered = " ".join(prepared).lower()
+        live = np.array([c != "benign" and (c not in self.lexicons or any(w in lowered for w in self.lexicons[c]))
+                         for c in classes])
+        attack = (probs * live).sum(axis=1)
         worst = int(attack.argmax())
-        row = probs[worst].copy()
-        row[benign] = -1
-        category = self.model.classes[int(row.argmax())]
+        row = np.where(live, probs[worst], -1.0)
+        category = classes[int(row.argmax())] if live.any() else "benign"
         return (_ON_DOCUMENTS if channel == "document" else _ON_USER).get(category, category), float(attack[worst])
 
     def find(self, text: str, channel: str) -> list[Finding]:

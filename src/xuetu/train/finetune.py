@@ -51,8 +51,25 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU multiplies bf16 matrices natively (AVX512-BF16 or AMX): about 4x its fp32 speed."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def mixed_precision(choice: str) -> str:
-    if not torch.cuda.is_available() or choice == "fp32":
+    """Accelerate's setting for a `precision` choice. On a CPU, auto is fp32; bf16 (autocast) is taken only
+    where the CPU has bf16 units, since emulated bf16 is slower than fp32; fp16 is GPU-only."""
+    if choice == "fp32":
+        return "no"
+    if not torch.cuda.is_available():
+        if choice == "bf16":
+            if not cpu_has_bf16():
+                raise XuetuError("this CPU has no bf16 units (AVX512-BF16 or AMX): bf16 would be slower than fp32",
+                                 "Leave precision at auto (fp32 on a CPU).")
+            return "bf16"
         return "no"
     if choice == "auto":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
@@ -101,7 +118,13 @@ def finetune(args: TrainArgs, resume: bool = True, progress: bool = True, loss=N
     if info.get("status") in ("finished", "evaluating") and any(r.name == out for r in models.list_models()):
         raise XuetuError(f"{out} was already trained (run {run.path.name})",
                          f"Choose another --out, or remove it first: xuetu rm {out}")
-    accelerator = Accelerator(mixed_precision=mixed_precision(args.precision), cpu=not torch.cuda.is_available())
+    precision = mixed_precision(args.precision)
+    from accelerate.state import AcceleratorState
+
+    state = AcceleratorState._shared_state
+    if state and state.get("_mixed_precision") not in (None, precision) and int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        AcceleratorState._reset_state()  # a second run in one process (tests, the server) with another precision
+    accelerator = Accelerator(mixed_precision=precision, cpu=not torch.cuda.is_available())
     main = accelerator.is_main_process
     seed_everything(args.seed)
 
@@ -132,7 +155,12 @@ def finetune(args: TrainArgs, resume: bool = True, progress: bool = True, loss=N
     seqs = pack_sequences(train_ex, pack_length) if pack else one_per_sequence(train_ex)
     val_seqs = pack_sequences(val_ex, pack_length) if pack else one_per_sequence(val_ex)
 
-    dtype = torch.float32
+    # With bf16 on a CPU the frozen base is stored in bf16 (half the memory, and no cast at every matrix
+    # multiply); the trained weights stay fp32 (PEFT keeps adapters in fp32) and autocast computes in bf16.
+    cpu_bf16 = accelerator.mixed_precision == "bf16" and not torch.cuda.is_available() and method.ADAPTER
+    dtype = torch.bfloat16 if cpu_bf16 else torch.float32
+    if main and args.precision == "auto" and not torch.cuda.is_available() and cpu_has_bf16():
+        print("note: this CPU has bf16 units; --set precision=bf16 trains about 1.7x faster", file=sys.stderr)
     model = method.load(base.hf_dir, dtype)
     if args.gradient_checkpointing:
         model.gradient_checkpointing_enable()
