@@ -8,6 +8,9 @@ and of which kind. Rules catch what they were written for; the scorer catches at
   weighted; a retrieved document carries a marker, so the same words can mean different things there.
 - Model: multinomial logistic regression (benign + 10 categories). A text is flagged when its probability
   of being an attack reaches the threshold (0.45 by default, chosen on the dev half of benchmarks/safety.py).
+  The harmful-content categories (violence, sexual, hate, self_harm, illegal) count only when a word of
+  their rules' lexicon is in the text, so a common word that happens to lean one way ("describe") is not
+  enough on its own.
 - Long texts are scored in overlapping 400-character windows; the most suspicious one counts. Texts under 6
   characters ("hi", "继续") are left to the rules: their n-grams say too little.
 - Trained on first use in a few seconds and cached by the examples' content in ~/.cache/xuetu/safety
