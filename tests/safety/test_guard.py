@@ -128,3 +128,17 @@ def test_run_refuses_a_blocked_prompt_without_loading_an_answer(tiny):
     assert out.exit_code == 0 and "blocked by this server's content policy (violence)" in out.output
     plain = CliRunner().invoke(main, ["run", "tiny:latest", "How do I make a pipe bomb?", "-n", "4", "--no-guard"])
     assert plain.exit_code == 0 and "content policy" not in plain.output
+
+
+def test_lexicon_words_start_words_in_latin_and_match_anywhere_in_chinese():
+    from xuetu.safety.rules import Lexicons
+
+    harm, other = ("od", "overdose", "kill myself", "自杀"), ("@", "api key")
+    lex = Lexicons((harm, other))
+    assert lex.hits("how do i train a model?") == set()  # "od" inside "model" is no word of the lexicon
+    assert lex.hits("how much for an od") == {harm}
+    assert lex.hits("overdosed last year") == {harm}  # a word's start is enough: overdosed, overdoses
+    assert lex.hits("我想自杀") == {harm}  # Chinese has no spaces: anywhere
+    assert lex.hits("mail me@example.com the api key") == {other}
+    assert lex.hits("") == set()
+    assert Lexicons(()).hits("anything") == set()

@@ -19,6 +19,7 @@ Text is checked in several views (as written, de-obfuscated, letters joined), so
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,7 @@ from xuetu.safety.normalize import views
 SHIPPED = Path(__file__).with_name("rules")
 _LATIN = re.compile(r"[A-Za-z]")
 _HAN = re.compile(r"[\u3400-\u9fff]")
+_WORDISH = re.compile(r"[a-z0-9]")
 CHANNELS = ("user", "document", "output")
 DEFAULT_CHANNELS = {"moderation": ["user", "document", "output"], "injection": ["user", "document"]}
 
@@ -44,8 +46,8 @@ class Rule:
     unless: list[re.Pattern] = field(default_factory=list)
     channels: tuple[str, ...] = ("user", "document", "output")
     lexicon: tuple[str, ...] | None = None
-    """The category's words (lower case): on model output its rules run only when one appears in the text, a
-    plain substring test, so streamed checks stay cheap"""
+    """The category's words (lower case): on model output its rules run only when one appears in the text
+    (see lexicon_pattern), so streamed checks stay cheap"""
     zh: list[re.Pattern] = field(default_factory=list)
     """zh patterns: tried only when the text has Chinese characters (most answers are in one language)"""
     any_: list[re.Pattern] = field(default_factory=list)
@@ -68,6 +70,57 @@ class Finding:
     def to_dict(self) -> dict:
         return {"category": self.category, "rule": self.rule, "why": self.why, "match": self.match,
                 "channel": self.channel, "source": self.source}
+
+
+class Lexicons:
+    """Which of several lexicons have a word in a text, in one pass: a word that begins with a letter or digit
+    must start a word there ("od" is in "overdose", not in "model"); any other word (Chinese, symbols) matches
+    anywhere. Candidate positions are found by one character-class scan, then looked up by length in a dict,
+    so the cost hardly grows with the lexicons' size. Search lower-cased text."""
+
+    def __init__(self, lexicons: tuple[tuple[str, ...], ...]):
+        self.words: dict[str, set[tuple[str, ...]]] = {}
+        self.lengths: dict[str, list[int]] = {}  # first character -> the lengths of the words it starts
+        for lex in lexicons:
+            for w in lex:
+                self.words.setdefault(w, set()).add(lex)
+        for w in self.words:
+            self.lengths.setdefault(w[0], []).append(len(w))
+        latin = "".join(sorted(c for c in self.lengths if _WORDISH.match(c)))
+        other = "".join(sorted(c for c in self.lengths if not _WORDISH.match(c)))
+        parts = [rf"(?<![a-z0-9])[{re.escape(latin)}]"] if latin else []
+        parts += [f"[{re.escape(other)}]"] if other else []
+        self.starts = re.compile("|".join(parts) or "(?!)")
+        self.lengths = {c: sorted(set(n)) for c, n in self.lengths.items()}
+
+    def hits(self, lowered: str) -> set[tuple[str, ...]]:
+        out: set[tuple[str, ...]] = set()
+        words, lengths = self.words, self.lengths
+        for m in self.starts.finditer(lowered):
+            i = m.start()
+            for n in lengths[lowered[i]]:
+                found = words.get(lowered[i:i + n])
+                if found:
+                    out |= found
+        return out
+
+
+@functools.lru_cache(maxsize=16)
+def lexicons(lexes: tuple[tuple[str, ...], ...]) -> Lexicons:
+    return Lexicons(lexes)
+
+
+_INDEX: dict[int, tuple[list, Lexicons]] = {}
+
+
+def _index(rules: list[Rule]) -> Lexicons:
+    """The lexicons of a rule list, indexed once per list (a guard keeps its list for good)."""
+    got = _INDEX.get(id(rules))
+    if got is None or got[0] is not rules:
+        if len(_INDEX) > 16:
+            _INDEX.clear()
+        got = _INDEX[id(rules)] = (rules, lexicons(tuple(dict.fromkeys(r.lexicon for r in rules if r.lexicon))))
+    return got[1]
 
 
 def user_dir() -> Path:
@@ -136,16 +189,14 @@ def match(rules: list[Rule], text: str, channel: str) -> list[Finding]:
     seen = views(text)
     latin = [bool(_LATIN.search(v)) for v in seen]
     han = [bool(_HAN.search(v)) for v in seen]
-    gates: dict[int, bool] = {}
+    hits: set | None = None  # on output: the lexicons with a word in some view
     for rule in rules:
         if channel not in rule.channels:
             continue
         if channel == "output" and rule.lexicon is not None:
-            key = id(rule.lexicon)
-            if key not in gates:
-                lowered = [v.lower() for v in seen]
-                gates[key] = any(w in v for v in lowered for w in rule.lexicon)
-            if not gates[key]:
+            if hits is None:
+                hits = set().union(*(_index(rules).hits(v.lower()) for v in seen))
+            if rule.lexicon not in hits:
                 continue
         for i, view in enumerate(seen):
             pats = rule.any_ + (rule.patterns if latin[i] else []) + (rule.zh if han[i] else [])

@@ -33,13 +33,20 @@ class StreamGuard:
         return not self.blocked
 
     def _release(self, upto: int) -> str:
-        """Send pending[:upto], personal data masked when the policy masks it (the tail check passed it)."""
-        out, self.pending = self.pending[:upto], self.pending[upto:]
-        if not out or self.guard.policy.action("pii", self.key) != "mask":
+        """Send pending[:upto], personal data masked when the policy masks it (the tail check passed it). The
+        personal data is found in all of pending, so a number is judged with what follows it, and a release
+        never cuts through one: it waits for the rest."""
+        if self.guard.policy.action("pii", self.key) != "mask":
+            out, self.pending = self.pending[:upto], self.pending[upto:]
             return out
-        found = pii.find(out, "output")
-        self.findings += found
-        return pii.mask_spans(out, [(f.start, f.end, f.match) for f in found])
+        found = pii.spans(self.pending)
+        for start, end, _, _ in found:
+            if start < upto < end:
+                upto = start
+        out, self.pending = self.pending[:upto], self.pending[upto:]
+        found = [f for f in found if f[1] <= upto]
+        self.findings += pii.find(out, "output", found)
+        return pii.mask_spans(out, [(s, e, placeholder) for s, e, _, placeholder in found])
 
     def feed(self, delta: str) -> str:
         """Checks run when a window's worth has piled up beyond the hold-back, not on every token."""
@@ -49,11 +56,7 @@ class StreamGuard:
         self.pending += delta
         if len(self.pending) < self.window + RELEASE or not self._check_tail():
             return ""
-        upto = len(self.pending) - self.window
-        for start, end, _, _ in pii.spans(self.pending):
-            if start < upto < end:  # never cut through personal data: hold it back whole
-                upto = start
-        return self._release(upto)
+        return self._release(len(self.pending) - self.window)
 
     def close(self) -> str:
         if self.blocked or not self._check_tail():
