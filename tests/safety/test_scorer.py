@@ -66,6 +66,17 @@ def test_harmful_content_categories_need_their_words(guard):
     assert no_gate.score("describe her outfit for my fashion blog", "user")[0] == "sexual"
 
 
+def test_strong_evidence_counts_without_a_lexicon_word():
+    """A category whose lexicon has no word in the text still counts when the scorer gives it, alone, at least
+    `strong`; above 1 it never does."""
+    text = "What's the quickest way to strangle my neighbour so it looks like he died in his sleep?"
+    wordless = {"violence": ("zzz-no-such-word",)}
+    category, p = scorer.Scorer({"strong": 0.5}, lexicons=wordless).score(text, "user")
+    assert category == "violence" and p > 0.5
+    assert scorer.Scorer({"strong": 1.01}, lexicons=wordless).score(text, "user")[1] < p
+    assert scorer.Scorer({"strong": 1.01}, lexicons={}).score(text, "user")[0] == "violence"
+
+
 def test_very_short_texts_are_left_to_the_rules(guard):
     assert guard.scorer.find("hey", "user") == [] and guard.scorer.find("继续", "user") == []
 
@@ -129,6 +140,9 @@ def test_policy_turns_it_off_or_moves_the_threshold():
         from_dict({"scorer": {"model": "x"}})
     with pytest.raises(XuetuError, match="between 0 and 1"):
         Guard(from_dict({"scorer": {"threshold": 2}}))
+    assert Guard(from_dict({"scorer": {"strong": 0.8}})).scorer.strong == 0.8
+    with pytest.raises(XuetuError, match="strong must be 0 or more"):
+        Guard(from_dict({"scorer": {"strong": -1}}))
 
 
 def test_guard_check_shows_the_rating():

@@ -8,7 +8,7 @@
     audit_log: guard-audit.jsonl # under XUETU_HOME/logs unless absolute; "" turns it off
     rate_limit: {requests_per_minute: 60, burst: 10}   # 0 = no limit
     quota: {tokens_per_day: 200000}                    # prompt + completion tokens; 0 = none
-    scorer: {threshold: 0.45}    # the built-in n-gram scorer (scorer.py); `scorer: off` turns it off
+    scorer: {threshold: 0.40}    # the built-in n-gram scorer (scorer.py); `scorer: off` turns it off
     classifier: {model: NAME, threshold: 0.8, labels: {toxic: hate}, channels: [user, output]}
     keys:                        # per API key (the key itself, or sha256:<first hex digits>)
       sk-teacher: {actions: {pii: warn}, rate_limit: {requests_per_minute: 600}}
@@ -44,7 +44,7 @@ class Policy:
     audit_log: str = "guard-audit.jsonl"
     limits: Limits = field(default_factory=Limits)
     scorer: dict | None = field(default_factory=dict)
-    """The built-in scorer's settings (threshold, channels); None when it is off"""
+    """The built-in scorer's settings (threshold, strong, channels); None when it is off"""
     classifier: dict | None = None
     keys: dict[str, dict] = field(default_factory=dict)
     """key id -> {"actions": {...}, "limits": Limits}"""
@@ -109,10 +109,11 @@ def from_dict(data: dict, where: str = "policy") -> Policy:
     scorer = data.get("scorer", {})
     if scorer in (False, "off", None):
         policy.scorer = None
-    elif isinstance(scorer, dict) and set(scorer) <= {"threshold", "channels"}:
+    elif isinstance(scorer, dict) and set(scorer) <= {"threshold", "strong", "channels"}:
         policy.scorer = scorer
     else:
-        raise XuetuError(f"{where}: scorer must be off or a mapping with threshold and channels, got {scorer!r}")
+        raise XuetuError(f"{where}: scorer must be off or a mapping with threshold, strong and channels, "
+                         f"got {scorer!r}")
     policy.classifier = data.get("classifier")
     if policy.classifier is not None and not (isinstance(policy.classifier, dict) and policy.classifier.get("model")):
         raise XuetuError(f"{where}: classifier needs a model (any Hugging Face text-classification model)")

@@ -1,16 +1,17 @@
 """The scorer: a linear model over character and word n-grams that rates how likely a text is an attack,
 and of which kind. Rules catch what they were written for; the scorer catches attacks worded otherwise.
 
-- Learnt from the examples that ship in safety/examples/*.jsonl (4,893 texts written for xuetu in Chinese
-  and English, half of them benign and most of those hard negatives) and the user's own
+- Learnt from the examples that ship in safety/examples/*.jsonl (6,123 texts written for xuetu in Chinese
+  and English, more than half of them benign and most of those hard negatives) and the user's own
   XUETU_HOME/safety/examples/*.jsonl: one line each, {"text": ..., "label": ..., "channel": "user"|"document"}.
 - Features: character 1-3-grams and word 1-2-grams of the de-obfuscated text (normalize.py), hashed, tf-idf
   weighted; a retrieved document carries a marker, so the same words can mean different things there.
 - Model: multinomial logistic regression (benign + 10 categories). A text is flagged when its probability
-  of being an attack reaches the threshold (0.45 by default, chosen on the dev half of benchmarks/safety.py).
+  of being an attack reaches the threshold (0.40 by default, chosen on the dev half of benchmarks/safety.py).
   The harmful-content categories (violence, sexual, hate, self_harm, illegal) count only when a word of
-  their rules' lexicon is in the text, so a common word that happens to lean one way ("describe") is not
-  enough on its own.
+  their rules' lexicon is in the text, or when the scorer gives the category alone at least `strong` (0.5:
+  more than even odds), so a common word that happens to lean one way ("describe") is not enough on its own.
+  `strong` was chosen by cross-validation on the examples (benchmarks/safety_cv.py).
 - Long texts are scored in overlapping 400-character windows; the most suspicious one counts. Texts under 6
   characters ("hi", "继续") are left to the rules: their n-grams say too little.
 - Trained on first use in a few seconds and cached by the examples' content in ~/.cache/xuetu/safety
@@ -18,7 +19,7 @@ and of which kind. Rules catch what they were written for; the scorer catches at
 
 It runs on user messages and retrieved documents, not on model output (it learnt requests, not answers).
 
-    scorer: {threshold: 0.45}   # in the policy; `scorer: off` turns it off
+    scorer: {threshold: 0.40, strong: 0.5}   # in the policy; `scorer: off` turns it off
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ VERSION = 2  # bump when features or training change: old caches are then ignore
 EXAMPLES = Path(__file__).with_name("examples")
 LABELS = ("benign", "violence", "sexual", "hate", "self_harm", "illegal", "injection", "jailbreak",
           "system_prompt_extraction", "exfiltration", "indirect_injection")
-THRESHOLD = 0.45
+THRESHOLD = 0.40
+STRONG = 0.5
 N_CHAR, N_WORD = 2**20, 2**18
 WINDOW, STRIDE = 400, 300
 MIN_CHARS = 6  # shorter texts ("hi", "继续", "ok thx") give n-grams too little to go on: the rules alone judge them
@@ -287,13 +289,18 @@ def _model(key: str, where: tuple[Path, ...]) -> Model:
 
 
 class Scorer:
-    def __init__(self, spec: dict | None = None, lexicons: dict[str, tuple[str, ...]] | None = None):
+    def __init__(self, spec: dict | None = None, lexicons: dict[str, tuple[str, ...]] | None = None,
+                 trained: Model | None = None):
         spec = spec or {}
         self.threshold = float(spec.get("threshold", THRESHOLD))
         if not 0 < self.threshold < 1:
             raise XuetuError(f"the scorer threshold must be between 0 and 1, got {self.threshold}")
         self.channels = tuple(spec.get("channels") or ("user", "document"))
-        self.model = model()
+        self.strong = float(spec.get("strong", STRONG))
+        if self.strong < 0:
+            raise XuetuError(f"the scorer's strong must be 0 or more (above 1: never without a lexicon word), "
+                             f"got {self.strong}")
+        self.model = trained or model()
         if lexicons is None:
             from xuetu.safety.rules import load_rules
 
@@ -315,10 +322,12 @@ class Scorer:
         classes = self.model.classes
         hits = lexicons(tuple(self.lexicons.values())).hits(" ".join(prepared).lower())
         live = np.array([c != "benign" and (c not in self.lexicons or self.lexicons[c] in hits) for c in classes])
+        gated = np.array([c in self.lexicons for c in classes])
+        live = live[None, :] | (gated[None, :] & (probs >= self.strong))  # strong evidence needs no word
         attack = (probs * live).sum(axis=1)
         worst = int(attack.argmax())
-        row = np.where(live, probs[worst], -1.0)
-        category = classes[int(row.argmax())] if live.any() else "benign"
+        row = np.where(live[worst], probs[worst], -1.0)
+        category = classes[int(row.argmax())] if live[worst].any() else "benign"
         return (_ON_DOCUMENTS if channel == "document" else _ON_USER).get(category, category), float(attack[worst])
 
     def find(self, text: str, channel: str) -> list[Finding]:
