@@ -150,7 +150,7 @@ def main() -> None:
             speed = (ours["tokens"] / ours["seconds"]) / (base["tokens"] / base["seconds"])
             memory = ours["peak_rss_mb"] / base["peak_rss_mb"]
             for name, r in ((f"baseline: HF Trainer + PEFT, pad to longest{', bf16=True' if precision == 'bf16' else ''}",
-                             base), ("xuetu finetune (packed, per-example attention, fused LoRA, label-only loss)"
+                             base), ("xuetu finetune (packed, per-example attention, fused LoRA, label-only fused loss)"
                                      + (", precision=bf16" if precision == "bf16" else ""), ours)):
                 rows.append(f"| {precision} | {name} | {r['tokens']:,} | {r['steps']} | {r['tokens'] / r['steps']:.0f} | "
                             f"{r['seconds']:.1f} | {r['tokens'] / r['seconds']:.1f} | {r['peak_rss_mb']:.0f} | "

@@ -68,3 +68,48 @@ def test_fused_lora_matches_peft(tiny_dir):
     assert "forward" not in vars(next(m for m in model.modules() if type(m).__name__ == "Linear" and hasattr(m, "lora_A")))
     assert abs(ref[0] - got[0]) < 1e-5
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(ref[1], got[1]))
+
+
+def test_fused_linear_cross_entropy_matches_autograd():
+    """LinearCrossEntropy gives the loss and the gradients (hidden states and weight) that the plain
+    projection + F.cross_entropy give, across chunk boundaries and with a scaled loss."""
+    import torch.nn.functional as F
+
+    from xuetu.train import loss as L
+
+    torch.manual_seed(0)
+    h = torch.randn(37, 16, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(50, 16, dtype=torch.float64, requires_grad=True)
+    y = torch.randint(0, 50, (37,))
+    chunk, L.CHUNK = L.CHUNK, 10  # several chunks, the last one short
+    try:
+        got = L.LinearCrossEntropy.apply(h, w, y)
+        (got * 0.5).backward()
+        gh, gw = h.grad.clone(), w.grad.clone()
+        h.grad = w.grad = None
+        want = F.cross_entropy(h @ w.t(), y, reduction="sum")
+        (want * 0.5).backward()
+    finally:
+        L.CHUNK = chunk
+    assert torch.allclose(got.double(), want, atol=1e-4)
+    assert torch.allclose(gh, h.grad, atol=1e-5) and torch.allclose(gw, w.grad, atol=1e-5)  # softmax in fp32
+    frozen = L.LinearCrossEntropy.apply(h.detach(), w.detach(), y)  # nothing requires a gradient: just the loss
+    assert not frozen.requires_grad and torch.allclose(frozen.double(), want.detach(), atol=1e-4)
+
+
+def test_causal_lm_loss_fused_and_plain_agree(tiny_dir):
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(tiny_dir, dtype=torch.float32)
+    ids = torch.randint(3, 100, (2, 12))
+    labels = ids.clone()
+    labels[:, :5] = -100
+
+    def run(fused):
+        model.zero_grad()
+        total, n = CausalLMLoss(model, fused=fused)(ids, labels, torch.ones_like(ids))
+        total.backward()
+        return float(total), int(n), [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+    a, b = run(True), run(False)
+    assert abs(a[0] - b[0]) < 1e-4 and a[1] == b[1] == 14
+    assert len(a[2]) == len(b[2]) and all(torch.allclose(x, y, atol=1e-5) for x, y in zip(a[2], b[2]))

@@ -76,6 +76,11 @@ def mixed_precision(choice: str) -> str:
     return choice
 
 
+def sharded(accelerator) -> bool:
+    """FSDP and DeepSpeed hold a layer's weights whole only inside its own forward."""
+    return accelerator.distributed_type.name in ("FSDP", "DEEPSPEED")
+
+
 def micro_batches(n_seqs: int, batch_size: int, epoch: int, seed: int) -> list[list[int]]:
     """This epoch's micro-batches: a seeded shuffle, the same on every process and on resume."""
     order = torch.randperm(n_seqs, generator=torch.Generator().manual_seed(seed * 1000 + epoch)).tolist()
@@ -167,7 +172,8 @@ def finetune(args: TrainArgs, resume: bool = True, progress: bool = True, loss=N
         if hasattr(model, "enable_input_require_grads"):
             model.enable_input_require_grads()
     model = method.prepare(model, args, tokenizer)
-    loss_module = loss(model, pack, train_ex + val_ex) if loss else CausalLMLoss(model, efficient=pack)
+    loss_module = loss(model, pack, train_ex + val_ex) if loss else CausalLMLoss(model, efficient=pack,
+                                                                                  fused=not sharded(accelerator))
     optimizer = build_optimizer(model, args.lr, args.weight_decay)
 
     world, rank = accelerator.num_processes, accelerator.process_index

@@ -23,7 +23,7 @@ from xuetu.errors import XuetuError
 from xuetu.models.names import parse_name
 from xuetu.train import checkpoint
 from xuetu.train.args import PretrainArgs, to_dict
-from xuetu.train.finetune import mixed_precision, oom_error, seed_everything
+from xuetu.train.finetune import mixed_precision, oom_error, seed_everything, sharded
 from xuetu.train.loss import CausalLMLoss
 from xuetu.train.optim import build_optimizer, build_scheduler
 from xuetu.train.runs import Run, now, run_dir
@@ -99,7 +99,7 @@ def pretrain(args: PretrainArgs, resume: bool = True, progress: bool = True) -> 
 
     model = build_model(args.shape, tokenizer)
     n_params = sum(p.numel() for p in model.parameters())
-    loss_module = CausalLMLoss(model, efficient=True)
+    loss_module = CausalLMLoss(model, efficient=True, fused=not sharded(accelerator))
     optimizer = build_optimizer(model, args.lr, args.weight_decay)
     world, rank = accelerator.num_processes, accelerator.process_index
     batches_per_epoch = n_blocks // (args.batch_size * world)
