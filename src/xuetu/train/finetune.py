@@ -165,7 +165,7 @@ def finetune(args: TrainArgs, resume: bool = True, progress: bool = True, loss=N
     cpu_bf16 = accelerator.mixed_precision == "bf16" and not torch.cuda.is_available() and method.ADAPTER
     dtype = torch.bfloat16 if cpu_bf16 else torch.float32
     if main and args.precision == "auto" and not torch.cuda.is_available() and cpu_has_bf16():
-        print("note: this CPU has bf16 units; --set precision=bf16 usually trains faster (1.2-2x here)", file=sys.stderr)
+        print("note: this CPU has bf16 units; --set precision=bf16 usually trains faster (1.2-2x in our runs)", file=sys.stderr)
     model = method.load(base.hf_dir, dtype)
     if args.gradient_checkpointing:
         model.gradient_checkpointing_enable()
