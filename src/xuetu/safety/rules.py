@@ -19,7 +19,6 @@ Text is checked in several views (as written, de-obfuscated, letters joined), so
 
 from __future__ import annotations
 
-import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,7 +46,7 @@ class Rule:
     channels: tuple[str, ...] = ("user", "document", "output")
     lexicon: tuple[str, ...] | None = None
     """The category's words (lower case): on model output its rules run only when one appears in the text
-    (see lexicon_pattern), so streamed checks stay cheap"""
+    (see Lexicons), so streamed checks stay cheap"""
     zh: list[re.Pattern] = field(default_factory=list)
     """zh patterns: tried only when the text has Chinese characters (most answers are in one language)"""
     any_: list[re.Pattern] = field(default_factory=list)
@@ -105,11 +104,6 @@ class Lexicons:
         return out
 
 
-@functools.lru_cache(maxsize=16)
-def lexicons(lexes: tuple[tuple[str, ...], ...]) -> Lexicons:
-    return Lexicons(lexes)
-
-
 _INDEX: dict[int, tuple[list, Lexicons]] = {}
 
 
@@ -119,7 +113,7 @@ def _index(rules: list[Rule]) -> Lexicons:
     if got is None or got[0] is not rules:
         if len(_INDEX) > 16:
             _INDEX.clear()
-        got = _INDEX[id(rules)] = (rules, lexicons(tuple(dict.fromkeys(r.lexicon for r in rules if r.lexicon))))
+        got = _INDEX[id(rules)] = (rules, Lexicons(tuple(dict.fromkeys(r.lexicon for r in rules if r.lexicon))))
     return got[1]
 
 

@@ -35,7 +35,7 @@ import numpy as np
 
 from xuetu.errors import XuetuError
 from xuetu.safety.normalize import deleet, fold, join_spaced
-from xuetu.safety.rules import Finding, lexicons
+from xuetu.safety.rules import Finding, Lexicons
 
 VERSION = 2  # bump when features or training change: old caches are then ignored
 EXAMPLES = Path(__file__).with_name("examples")
@@ -93,6 +93,7 @@ def windows(text: str) -> list[str]:
     return [text[i:i + WINDOW] for i in range(0, len(text) - WINDOW + STRIDE, STRIDE)]
 
 
+@functools.cache
 def _analyzers():
     chars, words = _vectorizers()
     return chars.build_analyzer(), words.build_analyzer()
@@ -309,6 +310,7 @@ class Scorer:
                 if r.lexicon and r.kind == "moderation":
                     lexicons[r.category] = tuple(sorted(set(lexicons.get(r.category, ())) | set(r.lexicon)))
         self.lexicons = lexicons
+        self._index = Lexicons(tuple(lexicons.values()))
 
     def score(self, text: str, channel: str) -> tuple[str, float]:
         """(the likeliest attack category, the probability that the text is an attack), for its worst window.
@@ -316,11 +318,11 @@ class Scorer:
         A harmful-content category (violence, sexual, hate, self_harm, illegal: the ones whose rules carry a
         lexicon) counts only when one of its words is in the text: n-grams alone would read "describe" as
         sexual, since the examples' sexual requests say it and benign ones rarely do. Its probability then
-        goes to "not an attack"."""
+        goes to "not an attack", unless the scorer gives that category alone at least `strong`."""
         prepared = [prepare(w, channel) for w in windows(text)]
         probs = self.model.probabilities(prepared)
         classes = self.model.classes
-        hits = lexicons(tuple(self.lexicons.values())).hits(" ".join(prepared).lower())
+        hits = self._index.hits(" ".join(prepared).lower())
         live = np.array([c != "benign" and (c not in self.lexicons or self.lexicons[c] in hits) for c in classes])
         gated = np.array([c in self.lexicons for c in classes])
         live = live[None, :] | (gated[None, :] & (probs >= self.strong))  # strong evidence needs no word
