@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from xuetu.notify import say
 from xuetu.errors import XuetuError
 from xuetu.home import xuetu_home
 
@@ -56,7 +57,7 @@ class QuickstartResult:
 
 def _say(args: QuickstartArgs, text: str) -> None:
     if args.progress:
-        print(text, flush=True)
+        say(text)
 
 
 def split_held_out(cleaned: Path, train: Path, held_out: Path) -> tuple[int, int]:

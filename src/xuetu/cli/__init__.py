@@ -40,6 +40,9 @@ def main():
         xuetu pull smollm2:135m
         xuetu run smollm2:135m
     """
+    from xuetu.cli import console
+
+    console.setup()
 
 
 def _register():

@@ -31,6 +31,9 @@ def quickstart(no_serve, minutes, steps, out, fresh, host, port):
     the tuned model with it and the web app."""
     from xuetu import quickstart as qs
 
+    from xuetu.cli import console
+
+    console.setup(progress=True)  # the steps are what this command shows, on a terminal or not
     result = qs.run(qs.QuickstartArgs(out=out, minutes=minutes, steps=steps, fresh=fresh))
     tuned, base = result.scores.get("tuned", {}), result.scores.get("base", {})
     if tuned and base:

@@ -18,6 +18,7 @@ import threading
 import time
 from pathlib import Path
 
+from xuetu.notify import say
 from xuetu.errors import XuetuError
 from xuetu.evaluate import report
 from xuetu.evaluate.compare import _one_engine, compare, comparison_doc
@@ -183,7 +184,7 @@ def decide(model: str, data: str, docs: str, budget_minutes: float = 10.0, metri
     folder = folder or report.new_folder("decide", model, Path(data).stem)
     train, test, n_train, n_test = split(data, folder, test_fraction, seed)
     if progress:
-        print(f"{n_train} questions to train on, {n_test} held out for testing", flush=True)
+        say(f"{n_train} questions to train on, {n_test} held out for testing")
     kb_name, kb_seconds = knowledge_base(docs, progress)
     lora = train_lora(model, train, budget_minutes, list(train_overrides or []), progress)
     common = dict(data=str(test), metrics=metrics, max_tokens=max_tokens, batch=batch)

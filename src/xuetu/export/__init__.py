@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from xuetu.errors import XuetuError
+from xuetu.notify import say
 
 FORMATS = ("hf", "gguf", "gguf-lora", "ollama")
 
@@ -26,12 +27,6 @@ class Exported:
     files: list[Path]
     """What was written outside the store (--out), if anything."""
     report: object | None = None
-
-
-def say(msg: str) -> None:
-    import sys
-
-    print(msg, file=sys.stderr, flush=True)
 
 
 def default_name(name: str, suffix: str) -> str:

@@ -11,17 +11,13 @@ import importlib.util
 import json
 import re
 import shutil
-import sys
 from pathlib import Path
 
 from xuetu.errors import XuetuError
 from xuetu.models import store
 from xuetu.models.aliases import Alias
 from xuetu.models.ref import ModelRef
-
-
-def say(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+from xuetu.notify import say, warn
 
 
 def package_dir(package: str) -> Path | None:
@@ -152,7 +148,7 @@ def create_from_path(name: str, path: Path, base: str | None = None, progress: b
                 shutil.rmtree(tmp / "hf", ignore_errors=True)
                 manifest["kind"] = "chat"
                 if progress:
-                    say(f"note: {e.message}; it will run on llama.cpp only")
+                    warn(f"{e.message}; it will run on llama.cpp only")
         elif path.is_dir() and (path / "adapter_config.json").is_file():
             base_ref = _base_for_adapter(path, base)
             shutil.copytree(path, tmp / "adapter", ignore=shutil.ignore_patterns(".*", "checkpoint-*"))

@@ -18,7 +18,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from xuetu.train.examples import warn
+from xuetu.notify import warn
 from xuetu.train.teacher import Prompt
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import sys
 from dataclasses import dataclass, field
 
 from xuetu.data.record import Record
@@ -83,5 +82,3 @@ def require_answers(records: list[Record], report: ExampleReport, path: str) -> 
                          "Raise --set max_length=…, or use --set truncation=truncate.")
 
 
-def warn(msg: str) -> None:
-    print(f"warning: {msg}", file=sys.stderr, flush=True)

@@ -27,7 +27,8 @@ from xuetu.errors import XuetuError
 from xuetu.models.names import parse_name
 from xuetu.train import attention, checkpoint, methods
 from xuetu.train.args import TrainArgs, to_dict
-from xuetu.train.examples import build_examples, ensure_template, require_answers, split_records, warn
+from xuetu.notify import say, warn
+from xuetu.train.examples import build_examples, ensure_template, require_answers, split_records
 from xuetu.train.fused_lora import fused_lora
 from xuetu.train.loss import CausalLMLoss
 from xuetu.train.optim import build_optimizer, build_scheduler
@@ -165,7 +166,7 @@ def finetune(args: TrainArgs, resume: bool = True, progress: bool = True, loss=N
     cpu_bf16 = accelerator.mixed_precision == "bf16" and not torch.cuda.is_available() and method.ADAPTER
     dtype = torch.bfloat16 if cpu_bf16 else torch.float32
     if main and args.precision == "auto" and not torch.cuda.is_available() and cpu_has_bf16():
-        print("note: this CPU has bf16 units; --set precision=bf16 usually trains faster (1.2-2x in our runs)", file=sys.stderr)
+        say("note: this CPU has bf16 units; --set precision=bf16 usually trains faster (1.2-2x in our runs)")
     model = method.load(base.hf_dir, dtype)
     if args.gradient_checkpointing:
         model.gradient_checkpointing_enable()
@@ -207,7 +208,7 @@ def finetune(args: TrainArgs, resume: bool = True, progress: bool = True, loss=N
         step = saved["step"]
         if main:
             run.truncate_metrics(step)
-            print(f"resuming {out} from step {step} of {total_steps}", file=sys.stderr)
+            say(f"resuming {out} from step {step} of {total_steps}")
     if main:
         n_train = sum(p.numel() for p in trainable)
         run.update(kind=kind, status="running", out=out, base=base.name, method=args.method,
@@ -394,6 +395,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--set", dest="overrides", action="append", default=[])
     ap.add_argument("--no-resume", action="store_true")
     ns = ap.parse_args(argv)
+    from xuetu.cli import console
+
+    console.setup()  # this entry point is a command: the library's notes reach its terminal
     try:
         result = finetune(targs.load(TrainArgs, ns.config, ns.overrides), resume=not ns.no_resume)
     except XuetuError as e:

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from xuetu import models
+from xuetu.notify import say
 from xuetu.errors import XuetuError
 from xuetu.models.names import parse_name
 from xuetu.train import checkpoint
@@ -123,7 +124,7 @@ def pretrain(args: PretrainArgs, resume: bool = True, progress: bool = True) -> 
         step = saved["step"]
         if main:
             run.truncate_metrics(step)
-            print(f"resuming {out} from step {step} of {total_steps}", file=sys.stderr)
+            say(f"resuming {out} from step {step} of {total_steps}")
 
     def block_batch(starts) -> dict:
         ids = torch.from_numpy(np.stack([train_tokens[s:s + bs] for s in starts]).astype(np.int64))
@@ -232,6 +233,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--config", default=None)
     ap.add_argument("--set", dest="overrides", action="append", default=[])
     ns = ap.parse_args(argv)
+    from xuetu.cli import console
+
+    console.setup()  # this entry point is a command: the library's notes reach its terminal
     try:
         result = pretrain(targs.load(PretrainArgs, ns.config, ns.overrides))
     except XuetuError as e:

@@ -8,6 +8,7 @@ import math
 
 import torch
 
+from xuetu.notify import say
 from xuetu.data.record import Record
 from xuetu.data.template import tokenize_for_training
 from xuetu.evaluate.metrics import bleu, rouge_l
@@ -80,7 +81,7 @@ def compare_base_and_tuned(run, base_ref, tuned_ref, val_records: list[Record], 
     rows = {}
     for label, ref in (("base", base_ref), ("tuned", tuned_ref)):
         if progress:
-            print(f"evaluating {label} model on {len(records)} validation examples…", flush=True)
+            say(f"evaluating {label} model on {len(records)} validation examples…")
         model = _load(ref)
         answers = generate_answers(model, tokenizer, records, max_new)
         rows[label] = {"model": ref.name, "perplexity": perplexity(model, tokenizer, records, args.max_length),
@@ -98,5 +99,5 @@ def compare_base_and_tuned(run, base_ref, tuned_ref, val_records: list[Record], 
     (run.path / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     (run.path / "report.json").write_text(json.dumps(rows, indent=2, ensure_ascii=False), encoding="utf-8")
     if progress:
-        print("\n".join(lines[4:8]))
+        say("\n".join(lines[4:8]))
     return rows
