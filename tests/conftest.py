@@ -1,13 +1,32 @@
-"""Shared fixtures. Every test gets its own XUETU_HOME; the real embedded model is pulled once per session."""
+"""Shared fixtures. Every test gets its own XUETU_HOME; the real embedded model is pulled once per session.
+
+Before anything imports, the whole session moves into an empty sandbox: HOME, the XDG folders, XUETU_HOME
+and the Hugging Face and torch caches all point inside a new temporary folder, so nothing that an earlier
+run or the user cached (a trained model, a downloaded file, a setting) can change an outcome. A fresh
+machine and this one then run the same suite.
+"""
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
-import pytest
+SANDBOX = Path(tempfile.mkdtemp(prefix="xuetu-tests-"))
+atexit.register(shutil.rmtree, SANDBOX, ignore_errors=True)
+for _var, _sub in {"HOME": "home", "XDG_CACHE_HOME": "home/.cache", "XDG_CONFIG_HOME": "home/.config",
+                   "XDG_DATA_HOME": "home/.local/share", "XUETU_HOME": "xuetu-home", "HF_HOME": "hf-home",
+                   "TORCH_HOME": "torch-home", "MPLCONFIGDIR": "home/.config/matplotlib"}.items():
+    (SANDBOX / _sub).mkdir(parents=True, exist_ok=True)
+    os.environ[_var] = str(SANDBOX / _sub)
+for _var in ("XUETU_HUB", "XUETU_PROGRESS", "HF_TOKEN", "HF_HUB_CACHE", "TRANSFORMERS_CACHE",
+             "SENTENCE_TRANSFORMERS_HOME", "OPENAI_API_KEY", "OPENAI_BASE_URL"):
+    os.environ.pop(_var, None)
+
+import pytest  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 

@@ -14,8 +14,12 @@ and of which kind. Rules catch what they were written for; the scorer catches at
   `strong` was chosen by cross-validation on the examples (benchmarks/safety_cv.py).
 - Long texts are scored in overlapping 400-character windows; the most suspicious one counts. Texts under 6
   characters ("hi", "继续") are left to the rules: their n-grams say too little.
-- Trained on first use in a few seconds and cached by the examples' content in ~/.cache/xuetu/safety
-  (XDG_CACHE_HOME is honoured); adding examples retrains it. About a tenth of a millisecond a text.
+- Ships trained (scorer.npz beside this file, learnt from the shipped examples and stamped with their
+  fingerprint), so no request and no first run pays for training. Only a user's own examples make it
+  learn again (a few seconds, at `xuetu guard add` or when a guard is built); that model is cached by
+  the examples' content in ~/.cache/xuetu/safety (XDG_CACHE_HOME is honoured). After editing the
+  shipped examples, `python -m xuetu.safety.scorer` writes scorer.npz anew (a test holds the two
+  together). About a tenth of a millisecond a text.
 
 It runs on user messages and retrieved documents, not on model output (it learnt requests, not answers).
 
@@ -39,6 +43,7 @@ from xuetu.safety.rules import Finding, Lexicons
 
 VERSION = 2  # bump when features or training change: old caches are then ignored
 EXAMPLES = Path(__file__).with_name("examples")
+SHIPPED = Path(__file__).with_name("scorer.npz")  # learnt from EXAMPLES alone, stamped with their fingerprint
 LABELS = ("benign", "violence", "sexual", "hate", "self_harm", "illegal", "injection", "jailbreak",
           "system_prompt_extraction", "exfiltration", "indirect_injection")
 THRESHOLD = 0.40
@@ -177,6 +182,7 @@ class Model:
         np.savez_compressed(tmp, classes=np.array(self.classes), idf_index=nz, idf_value=self.idf[nz],
                             data=coef.data, indices=coef.indices, indptr=coef.indptr, intercept=self.intercept,
                             info=np.array(json.dumps(self.info)))
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; the shipped model is read by every user
         os.replace(tmp, path)  # atomic: another process never reads half a model
 
     @classmethod
@@ -262,30 +268,51 @@ def folders() -> list[Path]:
 
 
 def model() -> Model:
-    """The trained model for the current examples: from the cache, or trained now (a few seconds, said on
-    standard error)."""
+    """The model for the current examples: the shipped one when the user has added none, else a cached
+    one, learnt now (a few seconds; said through xuetu.notify) when their examples changed."""
     where = folders()
     return _model(_fingerprint(where), tuple(where))
 
 
+def shipped_model() -> Model | None:
+    """The model that ships in the package, or None when it is missing or stale (learnt from other
+    examples than the ones shipped beside it)."""
+    try:
+        m = Model.load(SHIPPED)
+    except (OSError, ValueError, KeyError):
+        return None
+    return m if m.info.get("fingerprint") == _fingerprint([EXAMPLES]) else None
+
+
 @functools.lru_cache(maxsize=4)
 def _model(key: str, where: tuple[Path, ...]) -> Model:
+    if list(where) == [EXAMPLES] and (m := shipped_model()) is not None:
+        return m
     path = cache_dir() / f"scorer-{key}.npz"
     if path.exists():
         try:
             return Model.load(path)
         except (OSError, ValueError, KeyError):
             pass  # a damaged cache is simply rebuilt
-    import sys
+    from xuetu.notify import say
 
-    print("training the safety scorer on its examples (once; a few seconds)…", file=sys.stderr)
+    say("the safety scorer is learning your examples (a few seconds)…")
     m = train(load_examples(list(where)))
+    m.info["fingerprint"] = key
     try:
         m.save(path)
         for old in sorted(path.parent.glob("scorer-*.npz"), key=lambda p: p.stat().st_mtime)[:-KEEP]:
             old.unlink(missing_ok=True)  # models for examples since changed
     except OSError:
         pass  # a read-only cache only costs the training next time
+    return m
+
+
+def build_shipped(path: Path = SHIPPED) -> Model:
+    """Learn the shipped examples and write the model that ships with the package."""
+    m = train(load_examples([EXAMPLES]))
+    m.info["fingerprint"] = _fingerprint([EXAMPLES])
+    m.save(path)
     return m
 
 
@@ -378,3 +405,9 @@ class Scorer:
             if len(out) == n:
                 break
         return [repr(g) for g in out]
+
+
+if __name__ == "__main__":  # after editing safety/examples: python -m xuetu.safety.scorer
+    built = build_shipped()
+    print(f"wrote {SHIPPED} ({SHIPPED.stat().st_size / 1e6:.1f} MB) from {sum(built.info['examples'].values())} "
+          f"examples, fingerprint {built.info['fingerprint']}")
