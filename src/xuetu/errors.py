@@ -17,6 +17,10 @@ class ModelNotFound(XuetuError):
     """A model name that neither the store, the alias table nor a hub knows."""
 
 
+class ModelNotPulled(ModelNotFound):
+    """A model xuetu knows by name (an alias) that is not in the store yet."""
+
+
 class InvalidName(XuetuError):
     """A model name that could escape the store or is not name:tag shaped."""
 

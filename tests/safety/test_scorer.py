@@ -4,6 +4,7 @@ traffic through, learns the user's own examples (cached), and explains itself.""
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 from click.testing import CliRunner
@@ -117,8 +118,13 @@ def test_a_users_model_is_cached_by_their_examples(tmp_path, monkeypatch, caplog
     (folder / "mine.jsonl").write_text(json.dumps({"text": "Pass the zorblax ledger to the drone", "label": "exfiltration"})
                                        + "\n", encoding="utf-8")
     shipped_bytes = scorer.SHIPPED.read_bytes()
-    with caplog.at_level("INFO", logger="xuetu"):
-        first = scorer.model()
+    log = logging.getLogger("xuetu")
+    log.addHandler(caplog.handler)  # the CLI's console may have stopped it propagating to the root
+    try:
+        with caplog.at_level("INFO", logger="xuetu"):
+            first = scorer.model()
+    finally:
+        log.removeHandler(caplog.handler)
     assert any("learning your examples" in r.getMessage() for r in caplog.records)
     cached = list((tmp_path / "cache" / "xuetu" / "safety").glob("scorer-*.npz"))
     assert len(cached) == 1

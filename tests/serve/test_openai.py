@@ -158,3 +158,24 @@ def test_sdk_raises_typed_errors(openai_client):
         openai_client.chat.completions.create(model="smollm2:135m", messages=MSG, n=3)
     with pytest.raises(openai.NotFoundError):
         openai_client.chat.completions.create(model="gpt-5", messages=MSG)
+
+
+def test_embedded_models_need_no_pull_and_others_say_pull(tmp_path):
+    """On a new store the embedded embedder answers at once; a known model that is not pulled says to pull
+    it, in Ollama's words, instead of suggesting its own name."""
+    from helpers.server import ServerProcess
+
+    s = ServerProcess(tmp_path).wait()
+    try:
+        with s.client() as c:
+            r = c.post("/v1/embeddings", json={"model": "all-minilm:l6-v2", "input": "你好"})
+            assert r.status_code == 200, r.text
+            assert len(r.json()["data"][0]["embedding"]) == 384
+            r = c.post("/api/chat", json={"model": "qwen2.5:0.5b", "messages": [{"role": "user", "content": "hi"}]})
+            assert r.status_code == 404
+            assert "not found, try pulling it first" in r.json()["error"]
+            assert "Did you mean" not in r.json()["error"]
+            r = c.post("/v1/chat/completions", json={"model": "smolm2:135m", "messages": [{"role": "user", "content": "hi"}]})
+            assert r.status_code == 404 and "Did you mean smollm2:135m" in r.json()["error"]["message"]
+    finally:
+        s.stop()

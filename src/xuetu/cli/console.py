@@ -1,6 +1,6 @@
 """Where the library's notes (xuetu.notify) go when xuetu runs as a command.
 
-Warnings go to standard error, prefixed "warning:". Progress notes go to standard error only when it is
+Warnings (prefixed "warning:") and notes go to standard error always. Progress goes there only when it is
 a terminal (or XUETU_PROGRESS=1), so a script that reads a command's output or its "Error: …" line sees
 the same bytes on a fresh machine and on one that has run xuetu before.
 """
@@ -30,7 +30,7 @@ class _Console(logging.Handler):
         msg = record.getMessage()
         if record.levelno >= logging.WARNING:
             click.echo(f"warning: {msg}", err=True)
-        elif self.show_progress():
+        elif record.levelno > logging.INFO or self.show_progress():
             click.echo(msg, err=True)
 
 

@@ -10,6 +10,7 @@ import gc
 import importlib.util
 from collections.abc import Iterator
 
+from xuetu.engines import kv
 from xuetu.engines.base import Chunk, GenerateOptions, Messages
 from xuetu.engines.messages import check_messages
 from xuetu.engines.sequence import SequenceState
@@ -130,8 +131,7 @@ class TransformersEngine:
             step_ids = torch.tensor([ids], device=self.device)  # (1, T)
             past = None
             while not seq.done:
-                result = self.model(input_ids=step_ids, cache=past, use_cache=True)
-                past = result.cache
+                result, past = kv.step(self.model, past, input_ids=step_ids)
                 token = seq.pick(result.logits[0, -1, :].float())  # logits (1, T, vocab) -> (vocab,)
                 chunk = seq.advance(token)
                 if chunk is not None:

@@ -67,12 +67,12 @@ def _verified(ref, gguf_file: Path, adapter: Path | None, verify: bool, progress
     from xuetu.export.verify import verify as run
 
     report = run(ref, gguf_file, adapter, progress=progress)
-    if progress or not report.ok:
-        say(report.text())
     if not report.ok:
         raise XuetuError("the export does not behave like its source, so it was not added to the store",
-                         "See the checks above. For a 4-bit export try --quant q4_1 or q8_0; "
+                         report.text().rstrip() + "\nFor a 4-bit export try --quant q4_1 or q8_0; "
                          "--no-verify keeps a failing export anyway.")
+    if progress:
+        say(report.text())
     return report
 
 

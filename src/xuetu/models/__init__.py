@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from xuetu.errors import ModelNotFound, XuetuError
+from xuetu.errors import ModelNotFound, ModelNotPulled, XuetuError
 from xuetu.models import aliases, store
 from xuetu.models.names import closest, parse_name
 from xuetu.models.ref import ModelRef
@@ -34,10 +34,20 @@ def _strip_hub_prefix(name: str) -> str:
 
 
 def _not_found(name: str) -> ModelNotFound:
+    if hit := aliases.lookup(name):  # a name xuetu knows, just not in this store yet
+        return ModelNotPulled(f"model {name!r} is not pulled yet",
+                             f"Pull it first: `xuetu pull {hit[0]}` (or POST /api/pull with the name).")
     known = sorted({r.name for r in store.list_models()} | set(aliases.ALIASES))
-    near = closest(name, known)
+    near = [n for n in closest(name, known) if n != name]
     hint = f"Did you mean {' or '.join(near)}? " if near else ""
     return ModelNotFound(f"model {name!r} not found", hint + "See `xuetu list`, or pull one with `xuetu pull NAME`.")
+
+
+def _embedded(hit: tuple[str, aliases.Alias] | None) -> bool:
+    """True when the alias's weights ship in an installed package: such a model needs no pull."""
+    from xuetu.models import sources
+
+    return bool(hit and hit[1].embedded and sources.embedded_files(hit[1].embedded) is not None)
 
 
 def resolve(name: str, pull_missing: bool = False, progress: bool = True) -> ModelRef:
@@ -50,6 +60,8 @@ def resolve(name: str, pull_missing: bool = False, progress: bool = True) -> Mod
     hit = aliases.lookup(name)
     if hit and (ref := store.get(hit[0])):
         return ref
+    if _embedded(hit):  # no network, nothing to ask: stored on first use
+        return pull(hit[0], progress=progress)
     if pull_missing and (hit or _REPO_ID.match(name)):
         return pull(name, progress=progress)
     raise _not_found(name)

@@ -17,7 +17,7 @@ from xuetu.errors import XuetuError
 from xuetu.models import store
 from xuetu.models.aliases import Alias
 from xuetu.models.ref import ModelRef
-from xuetu.notify import say, warn
+from xuetu.notify import note, say, warn
 
 
 def package_dir(package: str) -> Path | None:
@@ -81,7 +81,7 @@ def pull_hub(name: str, repo: str, alias: Alias | None, hub_kind: str, progress:
         commit, _ = hub.list_files(repo, None, hub.HUBS[hub_kind]())
         if commit and existing.source.get("revision") == commit:
             if progress:
-                say(f"{name} is up to date ({commit[:12]})")
+                note(f"{name} is up to date ({commit[:12]})")
             return existing
     with store.staging() as tmp:
         source = hub.download_repo(repo, tmp / "hf", hub_kind=hub_kind, progress=progress, report=report)

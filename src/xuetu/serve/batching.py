@@ -14,6 +14,7 @@ import threading
 import torch
 import torch.nn.functional as F
 
+from xuetu.engines import kv
 from xuetu.engines.sequence import SequenceState
 from xuetu.serve.runner import GenRequest, QueueFull
 
@@ -138,11 +139,11 @@ class BatchRunner:
             request.emit(e)
             return
         ids = torch.tensor([request.prompt], device=self.device)  # (1, T)
-        out = self.model(input_ids=ids, use_cache=True, **self._adapter_kwargs([request]))
+        out, cache = kv.step(self.model, input_ids=ids, **self._adapter_kwargs([request]))
         token = seq.pick(out.logits[0, -1].float())
         row = _Row(request, seq, len(request.prompt), token)
         if self._emit(row, seq.advance(token)):
-            self._join(row, out.cache, len(request.prompt))
+            self._join(row, cache, len(request.prompt))
 
     def _emit(self, row: _Row, chunk) -> bool:
         """Send a chunk; True while the row goes on."""
@@ -176,9 +177,9 @@ class BatchRunner:
         ids = torch.tensor([[r.token] for r in rows], device=self.device)  # (B, 1)
         positions = torch.tensor([[r.position] for r in rows], device=self.device)  # (B, 1)
         mask = torch.cat([self._mask, torch.ones(len(rows), 1, dtype=torch.long, device=self.device)], dim=1)
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=self._cache,
-                         use_cache=True, **self._adapter_kwargs(rows))
-        self._cache, self._mask = out.cache, mask
+        out, self._cache = kv.step(self.model, self._cache, input_ids=ids, attention_mask=mask, position_ids=positions,
+                                   **self._adapter_kwargs(rows))
+        self._mask = mask
         logits = out.logits[:, -1].float()  # (B, vocab)
         for i, row in enumerate(rows):
             if row.request.cancelled.is_set():

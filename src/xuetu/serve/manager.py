@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 
 from xuetu import engines, models
-from xuetu.errors import ModelNotFound, XuetuError
+from xuetu.errors import ModelNotFound, ModelNotPulled, XuetuError
 from xuetu.models.ref import ModelRef
 from xuetu.serve.args import ServeArgs, parse_duration
 from xuetu.serve.errors import ApiError, model_not_found
@@ -85,6 +85,9 @@ class ModelManager:
         try:
             return models.resolve(name)
         except ModelNotFound as e:
+            if isinstance(e, ModelNotPulled):
+                raise ApiError(404, f"model '{name}' not found, try pulling it first (POST /api/pull, or "  # Ollama's words
+                                    f"`xuetu pull {name}`)", code="model_not_found", param="model")
             raise model_not_found(name, e.hint.split("? ")[0] + "?" if e.hint and "Did you mean" in e.hint else None)
         except XuetuError as e:
             raise ApiError(400, e.message, param="model")
@@ -113,7 +116,7 @@ class ModelManager:
 
     # -- leasing -------------------------------------------------------------------------------------
     async def acquire(self, name: str, keep_alive=_DEFAULT, wait: bool = True) -> Lease:
-        ref = self.resolve(name)
+        ref = await asyncio.to_thread(self.resolve, name)  # an embedded model is stored on first use: not on the loop
         key, holder = self._placement(ref)
         try:
             keep = self.args.keep_alive_seconds if keep_alive in (_DEFAULT, None) else parse_duration(keep_alive)

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from xuetu import models
-from xuetu.notify import say
+from xuetu.notify import note
 from xuetu.errors import ModelNotFound, XuetuError
 from xuetu.models.names import parse_name
 from xuetu.train.answer_cache import AnswerCache, answer_prompts
@@ -123,7 +123,7 @@ def distill(args: DistillArgs, resume: bool = True, progress: bool = True) -> Re
                                dataset=str(dataset))
         if isinstance(teacher, LocalTeacher):
             engine = teacher.engine
-        say(f"the teacher answered {len(rows)} of {len(prompts)} prompts ({stats.asked} now, {stats.cached} cached)")
+        note(f"the teacher answered {len(rows)} of {len(prompts)} prompts ({stats.asked} now, {stats.cached} cached)")
 
     # -- logit level: the loss that holds the teacher ------------------------------------------------
     loss = None

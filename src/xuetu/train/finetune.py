@@ -27,7 +27,7 @@ from xuetu.errors import XuetuError
 from xuetu.models.names import parse_name
 from xuetu.train import attention, checkpoint, methods
 from xuetu.train.args import TrainArgs, to_dict
-from xuetu.notify import say, warn
+from xuetu.notify import note, warn
 from xuetu.train.examples import build_examples, ensure_template, require_answers, split_records
 from xuetu.train.fused_lora import fused_lora
 from xuetu.train.loss import CausalLMLoss
@@ -138,8 +138,8 @@ def finetune(args: TrainArgs, resume: bool = True, progress: bool = True, loss=N
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     records = list(xuetu.data.load(args.data))
-    if (note := ensure_template(tokenizer, records)) and main:
-        warn(note)
+    if (template_note := ensure_template(tokenizer, records)) and main:
+        warn(template_note)
     if args.val_data:
         train_records, val_records = records, list(xuetu.data.load(args.val_data))
     else:
@@ -166,7 +166,7 @@ def finetune(args: TrainArgs, resume: bool = True, progress: bool = True, loss=N
     cpu_bf16 = accelerator.mixed_precision == "bf16" and not torch.cuda.is_available() and method.ADAPTER
     dtype = torch.bfloat16 if cpu_bf16 else torch.float32
     if main and args.precision == "auto" and not torch.cuda.is_available() and cpu_has_bf16():
-        say("note: this CPU has bf16 units; --set precision=bf16 usually trains faster (1.2-2x in our runs)")
+        note("this CPU has bf16 units; --set precision=bf16 usually trains faster (1.2-2x in our runs)")
     model = method.load(base.hf_dir, dtype)
     if args.gradient_checkpointing:
         model.gradient_checkpointing_enable()
@@ -208,7 +208,7 @@ def finetune(args: TrainArgs, resume: bool = True, progress: bool = True, loss=N
         step = saved["step"]
         if main:
             run.truncate_metrics(step)
-            say(f"resuming {out} from step {step} of {total_steps}")
+            note(f"resuming {out} from step {step} of {total_steps}")
     if main:
         n_train = sum(p.numel() for p in trainable)
         run.update(kind=kind, status="running", out=out, base=base.name, method=args.method,

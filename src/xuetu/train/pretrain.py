@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from xuetu import models
-from xuetu.notify import say
+from xuetu.notify import note
 from xuetu.errors import XuetuError
 from xuetu.models.names import parse_name
 from xuetu.train import checkpoint
@@ -124,7 +124,7 @@ def pretrain(args: PretrainArgs, resume: bool = True, progress: bool = True) -> 
         step = saved["step"]
         if main:
             run.truncate_metrics(step)
-            say(f"resuming {out} from step {step} of {total_steps}")
+            note(f"resuming {out} from step {step} of {total_steps}")
 
     def block_batch(starts) -> dict:
         ids = torch.from_numpy(np.stack([train_tokens[s:s + bs] for s in starts]).astype(np.int64))
