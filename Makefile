@@ -55,9 +55,10 @@ test: install browser
 test-fast: install browser
 	$(PY) -m pytest -m "not slow"
 
+# For developers: every benchmark in one run on this machine (about 50 minutes on 2 cores), rewriting
+# benchmarks/RESULTS.md whole; exits non-zero if any benchmark failed (its section says why).
 bench: install
-	$(PY) benchmarks/decode.py
-	$(PY) benchmarks/serve.py
+	$(PY) benchmarks/run_all.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache
