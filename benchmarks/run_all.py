@@ -28,8 +28,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from _record import RESULTS, SECTION_ENV, machine_details, section_block  # noqa: E402
 
-HERE = Path(__file__).parent
+HERE = Path(__file__).resolve().parent
 LOGS = HERE / "out"
+MIN_LIMIT_S = 600.0
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ class Bench:
     script: str
     flags: tuple[str, ...]
     minutes: float
-    """About how long it takes on 2 cores; three times this (at least 10 minutes) is its time limit."""
+    """About how long it takes on 2 cores; three times this (at least MIN_LIMIT_S) is its time limit."""
 
     @property
     def name(self) -> str:
@@ -74,6 +75,7 @@ class Outcome:
     section: dict | None  # {"section", "title", "body"} as the script recorded it
     failure: str | None  # why there is no section
     log: Path
+    log_shown: str  # relative to the repository
 
 
 def duration(seconds: float) -> str:
@@ -89,7 +91,7 @@ def tail(path: Path, lines: int = 20) -> str:
 def run_one(bench: Bench, bench_dir: Path, logs: Path, scratch: Path) -> Outcome:
     section_file = scratch / f"{bench.name}.json"
     log = logs / f"{bench.name}.log"
-    limit = max(600.0, bench.minutes * 60 * 3)
+    limit = max(MIN_LIMIT_S, bench.minutes * 60 * 3)
     start = time.perf_counter()
     with open(log, "w", encoding="utf-8") as out:
         # Its own process group, so a time-out or Ctrl-C also ends the servers and children it started.
@@ -113,7 +115,8 @@ def run_one(bench: Bench, bench_dir: Path, logs: Path, scratch: Path) -> Outcome
         failure = f"exited with status {rc}"
     elif section is None:
         failure = "finished without recording a section"
-    return Outcome(bench, seconds, None if failure else section, failure, log)
+    return Outcome(bench, seconds, None if failure else section, failure, log,
+                   os.path.relpath(log.resolve(), bench_dir.parent))
 
 
 def render(outcomes: list[Outcome], details: list[str], started: dt.datetime, ended: dt.datetime,
@@ -134,13 +137,13 @@ def render(outcomes: list[Outcome], details: list[str], started: dt.datetime, en
               for o in outcomes]
     text = "\n".join(lines) + "\n"
     for o in outcomes:
-        ran = f"`{o.bench.command}`, {duration(o.seconds)}."
+        ran = f"Run: `{o.bench.command}`, {duration(o.seconds)} wall time."
         if o.section:
             body = f"{ran}\n\n{o.section['body']}"
             text += "\n" + section_block(o.section["section"], o.section["title"], body) + "\n"
         else:
             body = (f"{ran}\n\n**Failed: {o.failure}.** The last lines of its output "
-                    f"(the whole log was `benchmarks/out/{o.log.name}` on the machine that ran it):\n\n"
+                    f"(the whole log was `{o.log_shown}` on the machine that ran it):\n\n"
                     f"```\n{tail(o.log)}\n```")
             text += "\n" + section_block(o.bench.name, f"{o.bench.script}: failed", body) + "\n"
     return text
@@ -148,6 +151,7 @@ def render(outcomes: list[Outcome], details: list[str], started: dt.datetime, en
 
 def run(plan: tuple[Bench, ...], out: Path = RESULTS, bench_dir: Path = HERE, logs: Path = LOGS) -> int:
     """Run every benchmark of `plan`, write `out` whole; 0 when all of them recorded their section, else 1."""
+    bench_dir = bench_dir.resolve()
     logs.mkdir(parents=True, exist_ok=True)
     details = machine_details()
     started, t0 = dt.datetime.now(dt.timezone.utc), time.perf_counter()

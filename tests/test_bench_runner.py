@@ -77,3 +77,25 @@ def test_a_script_run_alone_replaces_only_its_section_and_says_so(bench_dir, tmp
     head = before[:before.index("<!-- fast:start -->")]
     assert after.startswith(head)  # the header and the other sections are as the run left them
     assert after[after.index("<!-- crash:start -->"):] == before[before.index("<!-- crash:start -->"):]
+
+
+def test_a_benchmark_past_its_time_limit_is_stopped_with_the_processes_it_started(tmp_path, monkeypatch):
+    folder = tmp_path / "benchmarks"
+    folder.mkdir()
+    pid_file = tmp_path / "server.pid"
+    (folder / "hangs.py").write_text(
+        "import subprocess, sys, time\n"
+        "server = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'])\n"
+        f"open({str(pid_file)!r}, 'w').write(str(server.pid))\n"
+        "print('serving', flush=True)\ntime.sleep(120)\n", encoding="utf-8")
+    (folder / "after.py").write_text(RECORDS + "record('after', 'After', 'still ran')\n", encoding="utf-8")
+    monkeypatch.setattr(run_all, "MIN_LIMIT_S", 2.0)
+    out = tmp_path / "RESULTS.md"
+
+    assert run_all.run((Bench("hangs.py", (), 0.01), Bench("after.py", (), 0.01)), out=out, bench_dir=folder,
+                       logs=tmp_path / "logs") == 1
+    text = out.read_text(encoding="utf-8")
+    assert "**Failed: stopped at its time limit of 2s.**" in text and "serving" in text
+    assert "## After" in text
+    stat = Path(f"/proc/{pid_file.read_text()}/stat")  # the server the benchmark started went with it
+    assert not stat.exists() or stat.read_text().split(") ")[1].startswith("Z")  # gone, or dead and not yet reaped
