@@ -94,7 +94,8 @@ def run_one(bench: Bench, bench_dir: Path, logs: Path, scratch: Path) -> Outcome
     limit = max(MIN_LIMIT_S, bench.minutes * 60 * 3)
     start = time.perf_counter()
     with open(log, "w", encoding="utf-8") as out:
-        # Its own process group, so a time-out or Ctrl-C also ends the servers and children it started.
+        # Its own process group, so that whatever it leaves running (a server, after a crash or a time-out) ends
+        # with it, Ctrl-C on the runner included.
         proc = subprocess.Popen([sys.executable, str(bench_dir / bench.script), *bench.flags], stdout=out,
                                 stderr=subprocess.STDOUT, env={**os.environ, SECTION_ENV: str(section_file)},
                                 cwd=bench_dir.parent, start_new_session=True)
@@ -103,9 +104,11 @@ def run_one(bench: Bench, bench_dir: Path, logs: Path, scratch: Path) -> Outcome
         except subprocess.TimeoutExpired:
             rc = None
         finally:
-            if proc.poll() is None:
+            try:
                 os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            except ProcessLookupError:
+                pass
+            proc.wait()
     seconds = time.perf_counter() - start
     section = json.loads(section_file.read_text(encoding="utf-8")) if section_file.exists() else None
     failure = None
