@@ -118,7 +118,6 @@ def main() -> None:
         from _record import record
 
         record("data", "Data cleaning (issue 4: `benchmarks/data.py`)", table)
-        print("\nrecorded in benchmarks/RESULTS.md")
 
 
 if __name__ == "__main__":

@@ -108,7 +108,6 @@ def main() -> None:
         from _record import record
 
         record("decode", "Decode speed, embedded default model (issue 2: `benchmarks/decode.py`)", table)
-        print("\nrecorded in benchmarks/RESULTS.md")
 
 
 if __name__ == "__main__":

@@ -85,7 +85,6 @@ def main() -> None:
         from _record import record
 
         record("export", "Exported fine-tuned models on llama.cpp (issue 8: `benchmarks/export.py`)", table)
-        print("\nrecorded in benchmarks/RESULTS.md")
 
 
 if __name__ == "__main__":

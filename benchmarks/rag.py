@@ -163,7 +163,6 @@ def main() -> None:
         from _record import record
 
         record("rag", "Knowledge-base retrieval (issue 6: `benchmarks/rag.py`)", table)
-        print("\nrecorded in benchmarks/RESULTS.md")
 
 
 if __name__ == "__main__":

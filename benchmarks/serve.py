@@ -165,7 +165,6 @@ def main() -> None:
         from _record import record
 
         record("serve", "Serving, embedded model (issue 3: `benchmarks/serve.py`)", table)
-        print("\nrecorded in benchmarks/RESULTS.md")
 
 
 if __name__ == "__main__":

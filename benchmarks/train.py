@@ -175,7 +175,6 @@ def main() -> None:
         from _record import record
 
         record("train", "LoRA training, embedded model (issue 5: `benchmarks/train.py`)", table)
-        print("\nrecorded in benchmarks/RESULTS.md")
 
 
 if __name__ == "__main__":

@@ -78,7 +78,7 @@ class TrainArgs:
     seed: int = 42
     precision: str = "auto"
     """auto (bf16 on a GPU that has it, else fp16 on GPU, fp32 on CPU), fp32, bf16 (also on a CPU with bf16
-    units, AVX512-BF16 or AMX: LoRA trains about 1.7x faster there) or fp16 (GPU)."""
+    units, AVX512-BF16 or AMX, where LoRA trained faster than in fp32: benchmarks/RESULTS.md) or fp16 (GPU)."""
     gradient_checkpointing: bool = False
     eval_every: int = 0
     """Validate every N optimizer steps; 0 means once per epoch."""

@@ -53,7 +53,7 @@ def seed_everything(seed: int) -> None:
 
 
 def cpu_has_bf16() -> bool:
-    """Whether this CPU multiplies bf16 matrices natively (AVX512-BF16 or AMX): about 4x its fp32 speed."""
+    """Whether this CPU multiplies bf16 matrices natively (AVX512-BF16 or AMX), and so faster than fp32."""
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
@@ -161,12 +161,14 @@ def finetune(args: TrainArgs, resume: bool = True, progress: bool = True, loss=N
     seqs = pack_sequences(train_ex, pack_length) if pack else one_per_sequence(train_ex)
     val_seqs = pack_sequences(val_ex, pack_length) if pack else one_per_sequence(val_ex)
 
-    # With bf16 on a CPU the frozen base is stored in bf16 (half the memory, and no cast at every matrix
-    # multiply); the trained weights stay fp32 (PEFT keeps adapters in fp32) and autocast computes in bf16.
+    # With bf16 on a CPU the frozen base is stored in bf16, so autocast does not cast it at every matrix multiply;
+    # its weights take half the bytes, but a run's peak memory was not lower than in fp32 (benchmarks/RESULTS.md,
+    # LoRA training). The trained weights stay fp32 (PEFT keeps adapters in fp32) and autocast computes in bf16.
     cpu_bf16 = accelerator.mixed_precision == "bf16" and not torch.cuda.is_available() and method.ADAPTER
     dtype = torch.bfloat16 if cpu_bf16 else torch.float32
     if main and args.precision == "auto" and not torch.cuda.is_available() and cpu_has_bf16():
-        note("this CPU has bf16 units; --set precision=bf16 usually trains faster (1.2-2x in our runs)")
+        note("this CPU has bf16 units; --set precision=bf16 trained LoRA faster in our benchmarks "
+             "(benchmarks/RESULTS.md)")
     model = method.load(base.hf_dir, dtype)
     if args.gradient_checkpointing:
         model.gradient_checkpointing_enable()
