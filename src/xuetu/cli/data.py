@@ -51,7 +51,9 @@ def convert(inp, out, fmt, on_error):
 @click.option("--pii", is_flag=True, help="Mask e-mails, phone numbers, ID/bank card numbers and IP addresses.")
 @click.option("--no-exact-dedup", is_flag=True)
 @click.option("--no-near-dedup", is_flag=True)
-@click.option("--threshold", default=0.8, show_default=True, help="Near-duplicate Jaccard similarity (MinHash).")
+@click.option("--threshold", type=float, default=None,
+              help="Near-duplicate similarity in (0, 1]: estimated Jaccard of the records' character shingles; "
+                   "higher merges fewer. [default: 0.8]")
 @click.option("--min-tokens", type=int, default=None)
 @click.option("--max-tokens", type=int, default=None)
 @click.option("--model", default=None, help="Tokenizer for the token bounds (default smollm2:135m).")
@@ -67,8 +69,9 @@ def clean(inp, out, fmt, pii, no_exact_dedup, no_near_dedup, threshold, min_toke
     """Clean IN into OUT: normalise, mask PII, filter, deduplicate. Rejects go to OUT.rejects.jsonl."""
     from xuetu.data.clean import CleanArgs, clean as run_clean
 
+    near = {} if threshold is None else {"threshold": threshold}  # None: CleanArgs' default
     args = CleanArgs(normalize=normalize, pii=pii, exact_dedup=not no_exact_dedup, near_dedup=not no_near_dedup,
-                     threshold=threshold, min_tokens=min_tokens, max_tokens=max_tokens, tokenizer=model,
+                     **near, min_tokens=min_tokens, max_tokens=max_tokens, tokenizer=model,
                      max_repeated_lines=max_repeated_lines, max_repeated_chars=max_repeated_chars,
                      max_symbols=max_symbols, to=fmt, on_error=on_error,
                      languages=[x.strip() for x in languages.split(",")] if languages else None)

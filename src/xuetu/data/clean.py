@@ -21,6 +21,7 @@ import orjson
 from tqdm.auto import tqdm
 
 from xuetu.data import formats
+from xuetu.data.minhash import CJK_NGRAM, NGRAM, THRESHOLD, check_ngrams
 from xuetu.data.normalize import normalize
 from xuetu.data.quality import repeated_char_ratios, repeated_line_ratio, symbol_ratios
 from xuetu.data.readers import read
@@ -38,9 +39,15 @@ class CleanArgs:
     """Mask e-mails, phone numbers, ID and bank card numbers and IP addresses."""
     exact_dedup: bool = True
     near_dedup: bool = True
-    """MinHash LSH over character 5-grams, so it works for Chinese too."""
-    threshold: float = 0.8
-    """Estimated Jaccard similarity at which two records count as near duplicates."""
+    """MinHash LSH over character shingles (no tokenizer, so Chinese works as well as English)."""
+    threshold: float = THRESHOLD
+    """Estimated Jaccard similarity of two records' shingle sets at which the later one is rejected as a near
+    duplicate, in (0, 1]; higher merges fewer."""
+    ngram: int = NGRAM
+    """Shingle length in characters for a record that is not a CJK record (5: about an English word)."""
+    cjk_ngram: int = CJK_NGRAM
+    """Shingle length for a record in which at least a tenth of the word characters are Chinese, Japanese or
+    Korean."""
     num_perm: int = 128
     min_tokens: int | None = None
     max_tokens: int | None = None
@@ -62,7 +69,10 @@ class CleanArgs:
         if self.on_error not in ("fail", "skip"):
             raise XuetuError("--on-error must be fail or skip")
         if not 0 < self.threshold <= 1:
-            raise XuetuError("the near-duplicate threshold must be in (0, 1]")
+            raise XuetuError(f"the near-duplicate threshold {self.threshold!r} is not in (0, 1]",
+                             f"It is an estimated Jaccard similarity: use a value such as the default {THRESHOLD} "
+                             "(higher merges fewer records), or turn near dedup off with --no-near-dedup.")
+        check_ngrams(self.ngram, self.cjk_ngram)
         if self.to is not None and self.to not in formats.FORMATS:
             raise XuetuError(f"unknown format {self.to!r}; choose one of {', '.join(formats.FORMATS)}")
         if self.normalize not in ("NFKC", "NFC", "none"):
@@ -131,7 +141,7 @@ class RecordChecker:
         if args.near_dedup:
             from xuetu.data.minhash import MinHasher
 
-            self.hasher = MinHasher(args.num_perm)
+            self.hasher = MinHasher(args.num_perm, args.ngram, args.cjk_ngram)
         self.tokenizer = None
         if args.min_tokens is not None or args.max_tokens is not None:
             self.tokenizer = load_tokenizer(args.tokenizer)

@@ -8,7 +8,7 @@ import random
 from pathlib import Path
 
 from xuetu.data import formats
-from xuetu.data.minhash import LSHIndex, MinHasher
+from xuetu.data.minhash import THRESHOLD, LSHIndex, MinHasher
 from xuetu.data.normalize import normalize
 from xuetu.data.readers import read
 from xuetu.data.writer import JsonlWriter
@@ -23,7 +23,7 @@ def _find(parent: list[int], i: int) -> int:
 
 
 def split(inp: Path, out_dir: Path, val: float = 0.1, test: float = 0.1, seed: int = 42,
-          threshold: float = 0.8) -> dict[str, int]:
+          threshold: float = THRESHOLD) -> dict[str, int]:
     if val < 0 or test < 0 or val + test >= 1:
         raise XuetuError("--val and --test must be >= 0 and leave something to train on")
     items = []

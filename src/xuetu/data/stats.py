@@ -18,10 +18,12 @@ from xuetu.data.template import tokenize_for_training
 LANGUAGE_SAMPLE = 5000
 
 
-def compute_stats(inp: Path, tokenizer, context: int, threshold: float = 0.8, progress: bool = True) -> dict:
+def compute_stats(inp: Path, tokenizer, context: int, threshold: float | None = None, progress: bool = True) -> dict:
+    """threshold: near-duplicate similarity, as in `xuetu data clean` (default: its default)."""
     from xuetu.data.language import detect_language
-    from xuetu.data.minhash import LSHIndex, MinHasher
+    from xuetu.data.minhash import THRESHOLD, LSHIndex, MinHasher
 
+    threshold = THRESHOLD if threshold is None else threshold
     hasher, index = MinHasher(), LSHIndex(threshold)
     seen: set[int] = set()
     lengths, turns = [], []
