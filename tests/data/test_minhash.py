@@ -32,6 +32,12 @@ def test_vectorised_hashes_are_the_shingles(cjk_n):
         assert len(set(hashes[owner == i].tolist())) == len(set(expected))
 
 
+def test_english_signatures_are_unchanged():
+    texts = ["The model learns language patterns from a large corpus of text.", "LoRA: r=16, alpha=32"]
+    assert np.array_equal(MinHasher().signatures(texts), MinHasher(cjk_ngram=NGRAM).signatures(texts))
+    assert not np.array_equal(MinHasher().signature("大模型是聪明的孩子"), MinHasher(cjk_ngram=NGRAM).signature("大模型是聪明的孩子"))
+
+
 @pytest.mark.parametrize("a, b", [
     ("大模型是参数很多、知识面很广的聪明孩子，能举一反三，也能写文章。", "大模型是参数很多、知识面很广的聪明孩子，能举一反三，也能写代码。"),
     ("The model learns language patterns from a large corpus of text.",
@@ -59,6 +65,15 @@ def test_lsh_finds_near_duplicates_not_strangers():
     assert index.query(h.signature(base + "。"))[0] == "a"  # the earliest of the two it matches
     assert index.query_all(h.signature(base + "。")) == [0, 1]
     assert index.query(h.signature("知识库助手从文档里检索答案，并给出引用来源。")) is None
+
+
+def test_one_character_edit_in_short_chinese_is_close():
+    """Issue 21: with 5-grams one inserted character left a 46-character record about 0.8 similar, right at the
+    old threshold (where LSH finds only about a third of the pairs); with CJK 3-grams it is well above."""
+    a = "周末想带孩子去杭州西湖边走走，顺便吃顿地道的杭帮菜，请问有没有适合一家三口的路线和餐馆推荐？"
+    b = a[:20] + "的" + a[20:]
+    assert jaccard(a, b, 5, 5) < 0.82
+    assert jaccard(a, b) > 0.88 > THRESHOLD + 0.15
 
 
 def test_bands_fit_the_threshold():

@@ -53,7 +53,7 @@ def convert(inp, out, fmt, on_error):
 @click.option("--no-near-dedup", is_flag=True)
 @click.option("--threshold", type=float, default=None,
               help="Near-duplicate similarity in (0, 1]: estimated Jaccard of the records' character shingles; "
-                   "higher merges fewer. [default: 0.8]")
+                   "higher merges fewer. [default: 0.7]")
 @click.option("--min-tokens", type=int, default=None)
 @click.option("--max-tokens", type=int, default=None)
 @click.option("--model", default=None, help="Tokenizer for the token bounds (default smollm2:135m).")

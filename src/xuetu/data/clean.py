@@ -42,12 +42,14 @@ class CleanArgs:
     """MinHash LSH over character shingles (no tokenizer, so Chinese works as well as English)."""
     threshold: float = THRESHOLD
     """Estimated Jaccard similarity of two records' shingle sets at which the later one is rejected as a near
-    duplicate, in (0, 1]; higher merges fewer."""
+    duplicate, in (0, 1]; higher merges fewer. The default was chosen together with the shingle lengths
+    below on labelled Chinese and English pairs (benchmarks/dedup_pairs.py); before, it was 0.8 with
+    5-grams for every record."""
     ngram: int = NGRAM
     """Shingle length in characters for a record that is not a CJK record (5: about an English word)."""
     cjk_ngram: int = CJK_NGRAM
     """Shingle length for a record in which at least a tenth of the word characters are Chinese, Japanese or
-    Korean."""
+    Korean (3: a Chinese word is one or two characters). cjk_ngram=5 with threshold=0.8 is the old behaviour."""
     num_perm: int = 128
     min_tokens: int | None = None
     max_tokens: int | None = None

@@ -1,10 +1,12 @@
 """MinHash signatures and an LSH index for near-duplicate detection, vectorised over whole batches.
 
-Shingles are character n-grams, so no tokenizer is needed for Chinese. Their length can depend on the
+Shingles are character n-grams, so no tokenizer is needed for Chinese. Their length depends on the
 record's script: a record in which at least a tenth of the word characters are Chinese, Japanese or
-Korean (a CJK record) is cut into `cjk_ngram`-grams, any other into `ngram`-grams (5, about an English
-word). With 5-grams everywhere a one-character edit left a 45-character Chinese record about 0.8
-similar, right at the threshold, and most such copies were kept (issue 21).
+Korean (a CJK record) is cut into 3-grams (a Chinese word is one or two characters), any other into
+5-grams, about an English word. With 5-grams everywhere a one-character edit left a 45-character Chinese record
+about 0.8 similar, right at the old threshold, and most such copies were kept (issue 21). The CJK
+length and the default threshold were chosen on labelled dev pairs (`benchmarks/dedup_pairs.py`);
+`benchmarks/data.py` reports precision and recall per language on the test pairs, before and after.
 
 The shingles of a batch of texts are hashed in one pass (a polynomial rolling hash over their code
 points), and 128 multiply-shift hash functions turn them into signatures with one
@@ -25,14 +27,15 @@ from xuetu.errors import XuetuError
 
 NGRAM = 5
 """Shingle length of a record that is not a CJK record (English: about one word)."""
-CJK_NGRAM = 5
-"""Shingle length of a Chinese, Japanese or Korean record."""
+CJK_NGRAM = 3
+"""Shingle length of a Chinese, Japanese or Korean record (chosen on the labelled dev pairs)."""
 CJK_SHARE = 0.1
 """A record is a CJK record when at least this share of its word characters are CJK. A Chinese word is
 one or two characters and an English one about five, so a tenth of the characters is about a quarter of
 the words ("docker compose里 env_file 和 environment 有啥区别" is a CJK record)."""
-THRESHOLD = 0.8
-"""Default estimated Jaccard similarity of two records' shingle sets at which they are near duplicates."""
+THRESHOLD = 0.7
+"""Default estimated Jaccard similarity of two records' shingle sets at which they are near duplicates
+(chosen with CJK_NGRAM; it was 0.8 with 5-grams for every record)."""
 
 _BASE = np.uint64(1_000_003)
 _PAD = np.uint64(0x110000)  # above every code point: pads texts shorter than one shingle
