@@ -3,10 +3,11 @@
 Shingles are character n-grams, so no tokenizer is needed for Chinese. Their length depends on the
 record's script: a record in which at least a tenth of the word characters are Chinese, Japanese or
 Korean (a CJK record) is cut into 3-grams (a Chinese word is one or two characters), any other into
-5-grams, about an English word. With 5-grams everywhere a one-character edit left a 45-character Chinese record
-about 0.8 similar, right at the old threshold, and most such copies were kept (issue 21). The CJK
-length and the default threshold were chosen on labelled dev pairs (`benchmarks/dedup_pairs.py`);
-`benchmarks/data.py` reports precision and recall per language on the test pairs, before and after.
+5-grams, about an English word. With 5-grams everywhere a one-character edit left a 45-character
+Chinese record about 0.8 similar, right at the old threshold, and most such copies were kept (issue
+21). The CJK length and the default threshold were chosen on labelled dev pairs
+(`benchmarks/dedup_pairs.py`); `benchmarks/data.py` reports precision and recall per language on the
+test pairs, before and after.
 
 The shingles of a batch of texts are hashed in one pass (a polynomial rolling hash over their code
 points), and 128 multiply-shift hash functions turn them into signatures with one
