@@ -1,9 +1,13 @@
 import json
+import random
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
+import xuetu
 from xuetu.data.clean import CleanArgs, clean
+from xuetu.data.normalize import normalize
 from xuetu.data.pii import find_pii, luhn, mask_pii, valid_cn_id
 from xuetu.errors import XuetuError
 
@@ -127,3 +131,104 @@ def test_pii(text, kinds):
 def test_checksums():
     assert valid_cn_id(GOOD_ID) and not valid_cn_id(BAD_ID)
     assert luhn("4539148803436467") and not luhn("4539148803436468")
+
+
+# -- near duplicates (issue 21): short Chinese records with one character edited -------------------------------------
+
+OLD_NEAR = CleanArgs(cjk_ngram=5, cjk_threshold=0.8)  # the setting before issue 21: 5-grams everywhere, 0.8
+
+
+def benign_examples(lang: str, low: int, high: int, count: int) -> list[str]:
+    """Hand-written questions from the safety scorer's examples, `low` to `high` characters long."""
+    path = Path(xuetu.__file__).parent / "safety" / "examples" / "benign.jsonl"
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    texts = sorted({r["text"] for r in rows
+                    if r["lang"] == lang and low <= len(r["text"]) <= high and "\n" not in r["text"]})
+    assert len(texts) >= count
+    return texts[:count]
+
+
+def edited(texts: list[str], kind: str, letters: str, seed: int = 0) -> list[str]:
+    """Each text with one character inserted before, or substituted for, one of its letters (a Chinese
+    character in Chinese), away from the ends."""
+    rng = random.Random(seed)
+    out = []
+    for t in texts:
+        i = rng.choice([i for i in range(3, len(t) - 3) if t[i] in letters or "\u4e00" <= t[i] <= "\u9fff"])
+        out.append(t[:i] + rng.choice(letters.replace(t[i], "")) + t[i + (kind == "substitute"):])
+    return out
+
+
+def dedup(tmp_path, texts: list[str], args: CleanArgs | None = None, name: str = "out"):
+    """clean() over {"text": ...} records: (kept texts as given, {line number: reject reason})."""
+    src = write(tmp_path / f"{name}.in.jsonl", [{"text": t} for t in texts])
+    clean(src, tmp_path / f"{name}.jsonl", args, progress=False)
+    given = {normalize(t): t for t in texts}  # clean writes the NFKC form
+    kept = [given[r["text"]] for r in lines(tmp_path / f"{name}.jsonl")]
+    rejected = {int(r["source"].rsplit(":", 1)[1]): r["reason"] for r in lines(tmp_path / f"{name}.rejects.jsonl")}
+    return kept, rejected
+
+
+def test_one_inserted_character_in_a_short_chinese_record(tmp_path):
+    a = "周末想带孩子去杭州西湖边走走，顺便吃顿地道的杭帮菜，请问有没有适合一家三口的路线和餐馆推荐？"
+    kept, rejected = dedup(tmp_path, [a, a[:20] + "的" + a[20:]])
+    assert kept == [a] and rejected == {2: "near_duplicate"}
+
+
+def test_twenty_planted_chinese_edits_are_all_removed(tmp_path):
+    originals = benign_examples("zh", 40, 50, 20)
+    planted = edited(originals, "insert", "的了是在我有和不")
+    kept, rejected = dedup(tmp_path, originals + planted)
+    assert kept == originals
+    assert rejected == {i: "near_duplicate" for i in range(21, 41)}
+    # the old setting kept most of them (the issue saw 16 of 20), so this test tells the two apart
+    _, old = dedup(tmp_path, originals + planted, OLD_NEAR, name="old")
+    assert len(old) < 15
+
+
+NAMES = "张伟 王芳 李娜 刘洋 陈静 杨磊 赵敏 黄强 周杰 吴婷 徐明 孙丽 马超 朱琳 胡斌 郭燕 何平 高飞 林峰 罗兰".split()
+CITIES = "北京 上海 广州 深圳 杭州 成都 武汉 南京 西安 重庆 苏州 天津 长沙 青岛 厦门 昆明 大连 沈阳 济南 合肥".split()
+EN_NAMES = "James Mary Robert Linda Michael Sarah David Emma Daniel Olivia Thomas Sophie Kevin Laura Brian Nina " \
+           "Oscar Paula Quinn Rosa".split()
+EN_CITIES = "Boston Denver Seattle Austin Chicago Portland Atlanta Dallas Phoenix Miami Toronto Dublin Leeds Oxford " \
+            "Bristol Leipzig Lyon Turin Porto Krakow".split()
+
+
+def test_records_from_one_template_are_kept(tmp_path):
+    """Distinct records made from one template (every one has its own name, city and count) are not merged."""
+    zh = [f"{n}在{c}下单了{i + 2}件保温杯，请问什么时候能发货？" for i, (n, c) in enumerate(zip(NAMES, CITIES))]
+    en = [f"{n} ordered {i + 2} mugs from our {c} store. When will they ship?" for i, (n, c) in
+          enumerate(zip(EN_NAMES, EN_CITIES))]
+    kept, rejected = dedup(tmp_path, zh + en)
+    assert kept == zh + en and rejected == {}
+
+
+def test_english_near_duplicates_are_found_as_before(tmp_path):
+    """The Chinese shingles and threshold leave English records alone: the same decisions as before."""
+    originals = benign_examples("en", 40, 60, 20)
+    planted = edited(originals, "substitute", "abcdefghijklmnopqrstuvwxyz")
+    kept, rejected = dedup(tmp_path, originals + planted)
+    _, old = dedup(tmp_path, originals + planted, OLD_NEAR, name="old")
+    assert kept[:20] == originals  # no distinct original merged into another
+    assert set(rejected.values()) == {"near_duplicate"} and set(rejected) <= set(range(21, 41))
+    assert rejected == old and rejected
+
+
+def test_threshold_is_validated_with_a_hint():
+    with pytest.raises(XuetuError, match="threshold 0 is not in") as e:
+        CleanArgs(threshold=0)
+    assert "--no-near-dedup" in e.value.hint
+    with pytest.raises(XuetuError, match="cjk_threshold 1.5 is not in") as e:
+        CleanArgs(cjk_threshold=1.5)
+    assert "0.75" in e.value.hint
+    with pytest.raises(XuetuError, match="cjk_ngram"):
+        CleanArgs(cjk_ngram=0)
+
+
+def test_cli_threshold_default_is_the_library_default():
+    from click.testing import CliRunner
+
+    from xuetu.cli.data import clean as clean_command
+    from xuetu.data.minhash import THRESHOLD
+
+    assert f"[default: {THRESHOLD}]" in CliRunner().invoke(clean_command, ["--help"]).output

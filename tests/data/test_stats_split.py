@@ -6,8 +6,19 @@ from click.testing import CliRunner
 from xuetu.cli import main
 from xuetu.data.split import split
 
-ROWS = ([{"question": f"问题{i}：什么是第{i}个概念？", "answer": f"第{i}个概念的解释，和模型训练有关。"} for i in range(40)]
-        + [{"question": f"Question {i}: what is concept {i}?", "answer": f"Concept {i} explained for beginners."} for i in range(40)])
+# Distinct records: each names its own topic. (Rows that differed only in a number, "问题3：什么是第3个概念？", are
+# near duplicates for Chinese now: a changed number is one of the edits near-dedup removes, see issue 21.)
+TOPICS_ZH = ("注意力 量化 蒸馏 分词 微调 显存 学习率 批大小 过拟合 欠拟合 嵌入 向量检索 知识库 提示词 温度 采样 束搜索 损失函数 梯度 "
+             "优化器 正则化 丢弃法 归一化 残差连接 位置编码 词表 解码器 编码器 预训练 指令微调 奖励模型 强化学习 评测集 困惑度 召回率 "
+             "精确率 数据清洗 去重 检查点 推理速度").split()
+TOPICS_EN = ("attention quantization distillation tokenization fine-tuning memory learning-rates batch-sizes overfitting "
+             "underfitting embeddings vector-search knowledge-bases prompts temperature sampling beam-search losses "
+             "gradients optimizers regularization dropout normalization residuals positional-encodings vocabularies "
+             "decoders encoders pretraining instruction-tuning reward-models reinforcement-learning benchmarks perplexity "
+             "recall precision data-cleaning deduplication checkpoints inference-speed").split()
+ROWS = ([{"question": f"问题{i}：什么是{t}？", "answer": f"{t}的解释，和模型训练有关。"} for i, t in enumerate(TOPICS_ZH)]
+        + [{"question": f"Question {i}: what is {t}?", "answer": f"{t.capitalize()} explained for beginners."}
+           for i, t in enumerate(TOPICS_EN)])
 
 
 def write(path, rows):
@@ -33,8 +44,9 @@ def test_stats_cli_writes_plot_and_json(tmp_path, smollm2):
 
 def test_split_is_deterministic_and_keeps_near_duplicates_together(tmp_path):
     rows = list(ROWS)
-    for i in range(10):  # near duplicates of the first ten questions: a longer answer, one word changed
-        rows[i] = {**rows[i], "answer": rows[i]["answer"] + "训练数据决定了模型的效果，清洗和去重非常关键。"}
+    for i in range(10):  # near duplicates of the first ten questions: a longer answer, one mark added
+        # (a short addition: records that share a long fixed part and differ in one word merge, see docs/data.md)
+        rows[i] = {**rows[i], "answer": rows[i]["answer"] + "数据要先清洗。"}
         rows.append({**rows[i], "answer": rows[i]["answer"] + "！"})
     src = write(tmp_path / "all.jsonl", rows)
     counts = split(src, tmp_path / "a", val=0.1, test=0.2, seed=7)

@@ -51,7 +51,11 @@ def convert(inp, out, fmt, on_error):
 @click.option("--pii", is_flag=True, help="Mask e-mails, phone numbers, ID/bank card numbers and IP addresses.")
 @click.option("--no-exact-dedup", is_flag=True)
 @click.option("--no-near-dedup", is_flag=True)
-@click.option("--threshold", default=0.8, show_default=True, help="Near-duplicate Jaccard similarity (MinHash).")
+@click.option("--threshold", type=float, default=None,
+              help="Near-duplicate similarity in (0, 1]: estimated Jaccard of the records' character 5-grams; "
+                   "higher merges fewer. [default: 0.8]")
+@click.option("--cjk-threshold", type=float, default=None,
+              help="The same for Chinese, Japanese and Korean records (character 3-grams). [default: 0.7]")
 @click.option("--min-tokens", type=int, default=None)
 @click.option("--max-tokens", type=int, default=None)
 @click.option("--model", default=None, help="Tokenizer for the token bounds (default smollm2:135m).")
@@ -62,13 +66,14 @@ def convert(inp, out, fmt, on_error):
 @click.option("--normalize", default="NFKC", show_default=True, type=click.Choice(["NFKC", "NFC", "none"]))
 @click.option("--on-error", type=click.Choice(["fail", "skip"]), default="fail", show_default=True)
 @click.option("-q", "--quiet", is_flag=True)
-def clean(inp, out, fmt, pii, no_exact_dedup, no_near_dedup, threshold, min_tokens, max_tokens, model,
+def clean(inp, out, fmt, pii, no_exact_dedup, no_near_dedup, threshold, cjk_threshold, min_tokens, max_tokens, model,
           max_repeated_lines, max_repeated_chars, max_symbols, languages, normalize, on_error, quiet):
     """Clean IN into OUT: normalise, mask PII, filter, deduplicate. Rejects go to OUT.rejects.jsonl."""
     from xuetu.data.clean import CleanArgs, clean as run_clean
 
+    near = {k: v for k, v in (("threshold", threshold), ("cjk_threshold", cjk_threshold)) if v is not None}
     args = CleanArgs(normalize=normalize, pii=pii, exact_dedup=not no_exact_dedup, near_dedup=not no_near_dedup,
-                     threshold=threshold, min_tokens=min_tokens, max_tokens=max_tokens, tokenizer=model,
+                     **near, min_tokens=min_tokens, max_tokens=max_tokens, tokenizer=model,
                      max_repeated_lines=max_repeated_lines, max_repeated_chars=max_repeated_chars,
                      max_symbols=max_symbols, to=fmt, on_error=on_error,
                      languages=[x.strip() for x in languages.split(",")] if languages else None)
@@ -116,7 +121,7 @@ def stats(inp, model, context, out_dir, as_json):
     click.echo("languages    " + ", ".join(f"{k} {v:.0%}" for k, v in result["languages"].items())
                + f"  (of {result['languages_sampled']} sampled)")
     d = result["duplicates"]
-    click.echo(f"duplicates   exact {d['exact']}, near {d['near']} (similarity >= {d['threshold']})")
+    click.echo(f"duplicates   exact {d['exact']}, near {d['near']} (similarity >= {d['threshold']}, CJK records {d['cjk_threshold']})")
     click.echo(f"too long     {result['longer_than_context']:.1%} of records exceed {context} tokens")
     click.echo("\n" + text_histogram(result["lengths"]))
     click.echo(f"\nplot:  {png}\nstats: {path}")

@@ -21,6 +21,7 @@ import orjson
 from tqdm.auto import tqdm
 
 from xuetu.data import formats
+from xuetu.data.minhash import CJK_NGRAM, CJK_THRESHOLD, NGRAM, THRESHOLD, check_ngrams
 from xuetu.data.normalize import normalize
 from xuetu.data.quality import repeated_char_ratios, repeated_line_ratio, symbol_ratios
 from xuetu.data.readers import read
@@ -38,9 +39,19 @@ class CleanArgs:
     """Mask e-mails, phone numbers, ID and bank card numbers and IP addresses."""
     exact_dedup: bool = True
     near_dedup: bool = True
-    """MinHash LSH over character 5-grams, so it works for Chinese too."""
-    threshold: float = 0.8
-    """Estimated Jaccard similarity at which two records count as near duplicates."""
+    """MinHash LSH over character shingles (no tokenizer, so Chinese works as well as English)."""
+    threshold: float = THRESHOLD
+    """Estimated Jaccard similarity of two records' shingle sets at which the later one is rejected as a near
+    duplicate, in (0, 1]; higher merges fewer. For records that are not CJK records (English and the like)."""
+    cjk_threshold: float = CJK_THRESHOLD
+    """The same for CJK records. 0.7 was chosen with cjk_ngram=3 on labelled Chinese pairs
+    (benchmarks/dedup_pairs.py); before, CJK records were 5-grams at 0.8, and a one-character edit of a
+    short Chinese record was usually kept."""
+    ngram: int = NGRAM
+    """Shingle length in characters for a record that is not a CJK record (5: about an English word)."""
+    cjk_ngram: int = CJK_NGRAM
+    """Shingle length for a record in which at least a tenth of the word characters are Chinese, Japanese or
+    Korean (3: a Chinese word is one or two characters). cjk_ngram=5 with cjk_threshold=0.8 is the old behaviour."""
     num_perm: int = 128
     min_tokens: int | None = None
     max_tokens: int | None = None
@@ -61,8 +72,13 @@ class CleanArgs:
     def __post_init__(self):
         if self.on_error not in ("fail", "skip"):
             raise XuetuError("--on-error must be fail or skip")
-        if not 0 < self.threshold <= 1:
-            raise XuetuError("the near-duplicate threshold must be in (0, 1]")
+        for name, value, default in (("threshold", self.threshold, THRESHOLD),
+                                     ("cjk_threshold", self.cjk_threshold, CJK_THRESHOLD)):
+            if not isinstance(value, (int, float)) or not 0 < value <= 1:
+                raise XuetuError(f"the near-duplicate {name} {value!r} is not in (0, 1]",
+                                 f"It is an estimated Jaccard similarity: use a value such as the default {default} "
+                                 "(higher merges fewer records), or turn near dedup off with --no-near-dedup.")
+        check_ngrams(self.ngram, self.cjk_ngram)
         if self.to is not None and self.to not in formats.FORMATS:
             raise XuetuError(f"unknown format {self.to!r}; choose one of {', '.join(formats.FORMATS)}")
         if self.normalize not in ("NFKC", "NFC", "none"):
@@ -103,6 +119,7 @@ class BatchResult:
     originals: list  # the input object, or the raw text of a malformed item
     outcomes: list  # (reason, detail) for a reject, or (exact_key, output_bytes) for a survivor
     signatures: object  # (n_survivors, num_perm) uint32, or None
+    cjk: object  # (n_survivors,) bool: which survivors are CJK records, or None
     pii: Counter
 
 
@@ -131,7 +148,7 @@ class RecordChecker:
         if args.near_dedup:
             from xuetu.data.minhash import MinHasher
 
-            self.hasher = MinHasher(args.num_perm)
+            self.hasher = MinHasher(args.num_perm, args.ngram, args.cjk_ngram)
         self.tokenizer = None
         if args.min_tokens is not None or args.max_tokens is not None:
             self.tokenizer = load_tokenizer(args.tokenizer)
@@ -192,6 +209,7 @@ class RecordChecker:
         live = [i for i, p in enumerate(prepared) if not isinstance(p, _Reject)]
         texts = [prepared[i][0] for i in live]
         signatures = self.hasher.signatures(texts) if self.hasher is not None and texts else None
+        cjk = self.hasher.cjk(texts) if signatures is not None else None
         outcomes = []
         for p in prepared:
             if isinstance(p, _Reject):
@@ -200,7 +218,7 @@ class RecordChecker:
                 key = hashlib.blake2b(p[0].encode(), digest_size=8).digest()
                 outcomes.append((key, orjson.dumps(p[1], option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS)))
         return BatchResult([it.source for it in items], [it.obj if it.error is None else it.raw for it in items],
-                           outcomes, signatures, pii)
+                           outcomes, signatures, cjk, pii)
 
     def _check_length(self, prepared: list) -> None:
         """Token-length bounds (tokenised together: the fast tokenizer is parallel)."""
@@ -237,18 +255,18 @@ class Deduper:
         self.seen: dict[bytes, str] = {}
         self.index = None
         if args.near_dedup:
-            from xuetu.data.minhash import LSHIndex
+            from xuetu.data.minhash import NearDupIndex
 
-            self.index = LSHIndex(args.threshold, args.num_perm)
+            self.index = NearDupIndex(args.threshold, args.cjk_threshold, args.num_perm)
 
-    def check(self, key: bytes, sig, source: str) -> None:
+    def check(self, key: bytes, sig, cjk: bool, source: str) -> None:
         if self.exact and key in self.seen:
             raise _Reject("exact_duplicate", f"same as {self.seen[key]}")
         if self.index is not None:
-            hit = self.index.query(sig)
+            hit = self.index.query(sig, cjk)
             if hit is not None:
                 raise _Reject("near_duplicate", f"{hit[1]:.2f} similar to {hit[0]}")
-            self.index.insert(source, sig)
+            self.index.insert(source, sig, cjk)
         if self.exact:
             self.seen[key] = source
 
@@ -336,9 +354,10 @@ def _absorb(result: BatchResult, args: CleanArgs, dedup: Deduper, kept: JsonlWri
             reason, detail = first, second
         else:
             sig = result.signatures[survivor] if result.signatures is not None else None
+            cjk = bool(result.cjk[survivor]) if result.cjk is not None else False
             survivor += 1
             try:
-                dedup.check(first, sig, source)
+                dedup.check(first, sig, cjk, source)
                 kept.write_raw(second)
                 summary.kept += 1
                 continue

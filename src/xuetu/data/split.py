@@ -8,7 +8,7 @@ import random
 from pathlib import Path
 
 from xuetu.data import formats
-from xuetu.data.minhash import LSHIndex, MinHasher
+from xuetu.data.minhash import CJK_THRESHOLD, THRESHOLD, MinHasher, NearDupIndex, is_cjk_text
 from xuetu.data.normalize import normalize
 from xuetu.data.readers import read
 from xuetu.data.writer import JsonlWriter
@@ -23,7 +23,7 @@ def _find(parent: list[int], i: int) -> int:
 
 
 def split(inp: Path, out_dir: Path, val: float = 0.1, test: float = 0.1, seed: int = 42,
-          threshold: float = 0.8) -> dict[str, int]:
+          threshold: float = THRESHOLD, cjk_threshold: float = CJK_THRESHOLD) -> dict[str, int]:
     if val < 0 or test < 0 or val + test >= 1:
         raise XuetuError("--val and --test must be >= 0 and leave something to train on")
     items = []
@@ -38,7 +38,7 @@ def split(inp: Path, out_dir: Path, val: float = 0.1, test: float = 0.1, seed: i
     if not items:
         raise XuetuError(f"{inp} holds no records")
     parent = list(range(len(items)))
-    hasher, index = MinHasher(), LSHIndex(threshold)
+    hasher, index = MinHasher(), NearDupIndex(threshold, cjk_threshold)
     exact: dict[bytes, int] = {}
     for i, (_, text) in enumerate(items):
         key = hashlib.blake2b(text.encode(), digest_size=8).digest()
@@ -46,10 +46,10 @@ def split(inp: Path, out_dir: Path, val: float = 0.1, test: float = 0.1, seed: i
             parent[_find(parent, i)] = _find(parent, exact[key])
             continue
         exact[key] = i
-        sig = hasher.signature(text)
-        for j in index.query_all(sig):
-            parent[_find(parent, i)] = _find(parent, index.ids[j])
-        index.insert(i, sig)
+        sig, cjk = hasher.signature(text), is_cjk_text(text)
+        for j in index.query_all(sig, cjk):
+            parent[_find(parent, i)] = _find(parent, j)
+        index.insert(i, sig, cjk)
     groups: dict[int, list[int]] = {}
     for i in range(len(items)):
         groups.setdefault(_find(parent, i), []).append(i)

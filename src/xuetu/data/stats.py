@@ -18,11 +18,15 @@ from xuetu.data.template import tokenize_for_training
 LANGUAGE_SAMPLE = 5000
 
 
-def compute_stats(inp: Path, tokenizer, context: int, threshold: float = 0.8, progress: bool = True) -> dict:
+def compute_stats(inp: Path, tokenizer, context: int, threshold: float | None = None,
+                  cjk_threshold: float | None = None, progress: bool = True) -> dict:
+    """threshold, cjk_threshold: near-duplicate similarity, as in `xuetu data clean` (default: its defaults)."""
     from xuetu.data.language import detect_language
-    from xuetu.data.minhash import LSHIndex, MinHasher
+    from xuetu.data.minhash import CJK_THRESHOLD, THRESHOLD, MinHasher, NearDupIndex, is_cjk_text
 
-    hasher, index = MinHasher(), LSHIndex(threshold)
+    threshold = THRESHOLD if threshold is None else threshold
+    cjk_threshold = CJK_THRESHOLD if cjk_threshold is None else cjk_threshold
+    hasher, index = MinHasher(), NearDupIndex(threshold, cjk_threshold)
     seen: set[int] = set()
     lengths, turns = [], []
     counts = Counter()
@@ -52,11 +56,11 @@ def compute_stats(inp: Path, tokenizer, context: int, threshold: float = 0.8, pr
             counts["exact_duplicates"] += 1
             continue
         seen.add(key)
-        sig = hasher.signature(text)
-        if index.query(sig):
+        sig, cjk = hasher.signature(text), is_cjk_text(text)
+        if index.query(sig, cjk):
             counts["near_duplicates"] += 1
         else:
-            index.insert(item.source, sig)
+            index.insert(item.source, sig, cjk)
     arr = np.array(lengths or [0])
     records = len(lengths)
     return {
@@ -68,7 +72,7 @@ def compute_stats(inp: Path, tokenizer, context: int, threshold: float = 0.8, pr
         "languages": {k: round(v / max(sum(languages.values()), 1), 3) for k, v in languages.most_common()},
         "languages_sampled": min(records, LANGUAGE_SAMPLE),
         "duplicates": {"exact": counts["exact_duplicates"], "near": counts["near_duplicates"],
-                       "threshold": threshold},
+                       "threshold": threshold, "cjk_threshold": cjk_threshold},
         "context": context,
         "longer_than_context": round(float((arr > context).mean()), 4) if records else 0.0,
         "lengths": lengths,
