@@ -43,7 +43,7 @@ QUESTIONS = [  # (language, question, any of these in the answer counts as right
 
 SETTINGS = {  # name -> (GenerateOptions overrides, sampled?)
     "Ollama defaults (t 0.8, top-p 0.9, repeat 1.1)": ({"temperature": 0.8, "top_p": 0.9, "repeat_penalty": 1.1}, True),
-    "model card (t 0.2, top-p 0.9) + repeat 1.1 (before)": ({"temperature": 0.2, "top_p": 0.9, "repeat_penalty": 1.1}, True),
+    "model card (t 0.2, top-p 0.9) + repeat 1.1 (the default)": ({"temperature": 0.2, "top_p": 0.9, "repeat_penalty": 1.1}, True),
     "model card (t 0.2, top-p 0.9), repeat off": ({"temperature": 0.2, "top_p": 0.9, "repeat_penalty": 1.0}, True),
     "greedy, repeat 1.1": ({"temperature": 0.0, "repeat_penalty": 1.1}, False),
     "greedy, repeat off": ({"temperature": 0.0, "repeat_penalty": 1.0}, False),
