@@ -50,7 +50,7 @@ def test_lora_learns_made_up_facts(tmp_path, smollm2, monkeypatch):
         out = subprocess.run([sys.executable, "-m", "xuetu", "export", "facts", *args], capture_output=True, text=True,
                              timeout=600, env=env)
         assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
-        assert "ok   chat template: 4/4" in out.stderr and "FAIL" not in out.stderr, out.stderr[-2000:]
+        assert "ok   chat template: 4/4" in out.stdout and "FAIL" not in out.stdout, out.stdout[-2000:]
     assert (tmp_path / "ollama" / "Modelfile").read_text().count("ADAPTER ./adapter.gguf") == 1
     for name in ("facts:q8_0", "facts:ollama"):
         assert keyword_hit_rate(answers(name, engine="llama.cpp"), keywords) >= 4 / 6, name

@@ -22,6 +22,8 @@ def export(name, fmt, quant, out, new_name, verify, quiet):
     from xuetu.export import export as run
 
     result = run(name, fmt, quant=quant, out=out, verify=verify, new_name=new_name, progress=not quiet)
+    if result.report is not None:
+        click.echo(result.report.text().rstrip())
     for path in result.files:
         click.echo(f"wrote {path}")
     if result.name:

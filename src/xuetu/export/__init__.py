@@ -71,8 +71,6 @@ def _verified(ref, gguf_file: Path, adapter: Path | None, verify: bool, progress
         raise XuetuError("the export does not behave like its source, so it was not added to the store",
                          report.text().rstrip() + "\nFor a 4-bit export try --quant q4_1 or q8_0; "
                          "--no-verify keeps a failing export anyway.")
-    if progress:
-        say(report.text())
     return report
 
 
