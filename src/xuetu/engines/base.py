@@ -17,6 +17,11 @@ from xuetu.errors import XuetuError
 
 Messages = list[dict]
 
+MAX_STOPS = 16
+"""Most stop strings a request may give (OpenAI allows 4; Ollama sets no limit)."""
+MAX_STOP_CHARS = 256
+"""Longest stop string a request may give, in characters."""
+
 
 @dataclass
 class Chunk:
@@ -65,8 +70,11 @@ class GenerateOptions:
                 raise XuetuError(f"{name} must be {what}, got {getattr(self, name)!r}")
         if isinstance(self.stop, str):
             self.stop = [self.stop]
-        if not all(isinstance(s, str) and s for s in self.stop):
+        if not isinstance(self.stop, list) or not all(isinstance(s, str) and s for s in self.stop):
             raise XuetuError("stop must be a list of non-empty strings")
+        if len(self.stop) > MAX_STOPS or any(len(s) > MAX_STOP_CHARS for s in self.stop):
+            raise XuetuError(f"stop takes at most {MAX_STOPS} strings of at most {MAX_STOP_CHARS} characters each, "
+                             f"got {len(self.stop)} (longest {max(map(len, self.stop))} characters)")
         if self.format not in (None, "json") and not isinstance(self.format, dict):
             raise XuetuError(f'format must be "json" or a JSON schema object, got {self.format!r}')
 

@@ -29,6 +29,7 @@ class SequenceState:
         self.recent = list(prompt[-REPEAT_WINDOW:])
         self.stream = StopStringStream(opts.stop)
         self.text = ""
+        self._prefix = self._read = 0  # incremental decoding: out[_prefix:_read] is the context of the next piece
         self.done = False
         self.generator = torch.Generator(device=device).manual_seed(opts.seed) if opts.seed is not None else None
         self.constraint = None
@@ -53,7 +54,7 @@ class SequenceState:
             return self._finish("stop", self.stream.flush(self.text))
         self.out.append(token)
         self.recent = (self.recent + [token])[-REPEAT_WINDOW:]
-        self.text = self.tokenizer.decode(self.out, skip_special_tokens=True)
+        self.text += self._decode_new()
         delta = self.stream.push(self.text)
         if self.stream.stopped:
             return self._finish("stop", delta)
@@ -63,6 +64,18 @@ class SequenceState:
             tail = self.stream.flush(self.text)
             return self._finish("stop" if self.stream.stopped else "length", delta + tail)
         return Chunk(delta, self.prompt_tokens, len(self.out)) if delta else None
+
+    def _decode_new(self) -> str:
+        """The text the newest token adds, decoding only the tokens since the last complete piece (with the one
+        before as context, so a tokenizer's leading-space rules cancel out): a token costs the same at the end
+        of a long answer as at its start. A piece that ends in half a character waits for its next token."""
+        decode = self.tokenizer.decode
+        before = decode(self.out[self._prefix:self._read], skip_special_tokens=True)
+        now = decode(self.out[self._prefix:], skip_special_tokens=True)
+        if len(now) > len(before) and not now.endswith("\ufffd"):
+            self._prefix, self._read = self._read, len(self.out)
+            return now[len(before):]
+        return ""
 
     def _finish(self, reason: str, text: str) -> Chunk:
         self.done = True

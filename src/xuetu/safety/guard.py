@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from xuetu.errors import XuetuError
 from xuetu.safety import pii
 from xuetu.safety.policy import SEVERITY, Policy
 from xuetu.safety.rules import Finding, load_rules, match
@@ -33,6 +34,19 @@ NAMES = {"violence": ("violence", "暴力"), "sexual": ("sexual content", "色�
                                                                                "文档中隐藏的指令"),
          "pii": ("personal data", "个人信息")}
 INJECTION = {"injection", "jailbreak", "system_prompt_extraction", "exfiltration", "indirect_injection"}
+CHUNK = 4096
+"""Characters inspected per pass: each regular-expression search holds the interpreter for one chunk at most, so
+a long text never keeps other requests (or /health) waiting."""
+OVERLAP = 768
+"""Characters each chunk shares with the next, longer than any shipped pattern's reach, so no match is cut."""
+MAX_CHARS = 262_144
+"""The longest text the guard inspects; a longer one is refused (TextTooLong) rather than passed unread."""
+
+
+class TextTooLong(XuetuError):
+    """A text longer than the guard inspects."""
+
+
 HELP = {"en": " If you are thinking about hurting yourself, please talk to someone now: in China call 12356 or "
               "400-161-9995 (希望24热线); elsewhere, find a local helpline at findahelpline.com.",
         "zh": "如果你正在考虑伤害自己，请马上找人聊聊：拨打全国心理援助热线 12356，或希望24热线 400-161-9995。"}
@@ -102,6 +116,22 @@ class Guard:
         return cls(load(path))
 
     def findings(self, text: str, channel: str, with_pii: bool = True) -> list[Finding]:
+        if len(text) > MAX_CHARS:
+            raise TextTooLong(f"the text is {len(text)} characters; the safety guard inspects at most {MAX_CHARS}",
+                              "Send a shorter text, or split it into several requests.")
+        found: list[Finding] = []
+        seen: set[tuple] = set()
+        for offset, piece in chunks(text):
+            for f in self._findings(piece, channel, with_pii):
+                if f.start >= 0:
+                    f.start, f.end = f.start + offset, f.end + offset
+                key = (f.rule, f.start) if f.category == "pii" else (f.rule,)
+                if key not in seen:  # a rule fires once per text; personal data once per place
+                    seen.add(key)
+                    found.append(f)
+        return found
+
+    def _findings(self, text: str, channel: str, with_pii: bool) -> list[Finding]:
         found = match(self.rules, text, channel)
         if self.scorer is not None:
             found += self.scorer.find(text, channel)
@@ -153,6 +183,16 @@ class Guard:
         from xuetu.safety.stream import StreamGuard
 
         return StreamGuard(self, key)
+
+
+def chunks(text: str, size: int = CHUNK, overlap: int = OVERLAP):
+    """(offset, piece) covering `text` in overlapping pieces of at most `size` characters."""
+    if len(text) <= size:
+        yield 0, text
+        return
+    step = size - overlap
+    for offset in range(0, len(text) - overlap, step):
+        yield offset, text[offset:offset + size]
 
 
 _QUOTES = [("“", "”"), ("「", "」"), ("‘", "’"), ('"', '"'), ("'", "'"), ("`", "`"), ("《", "》")]

@@ -12,7 +12,10 @@ import unicodedata
 _ZERO_WIDTH = re.compile("[\u200b-\u200f\u2060-\u2064\ufeff\u00ad]")
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "!": "i",
                        "|": "l", "+": "t"})
-_LEET_WORD = re.compile(r"\b(?=[\w@$!|+]*[a-z])(?=[\w@$!|+]*[0-9@$!|+])[\w@$!|+]{3,}\b")
+# A run of word and leet characters, found in one pass (no lookahead rescans the run from each position).
+_LEET_RUN = re.compile(r"[\w@$!|+]{3,}")
+_LETTER = re.compile(r"[a-z]")
+_LEET_CHAR = re.compile(r"[0-9@$!|+]")
 _SPACED_LATIN = re.compile(r"\b(?:[a-z][\s.\-_*·]{1,4}){2,}[a-z]\b")
 _SPACED_HAN = re.compile(r"(?<=[\u4e00-\u9fff])[\s*\-_.·/|]{1,3}(?=[\u4e00-\u9fff])")
 
@@ -22,8 +25,14 @@ def fold(text: str) -> str:
     return _ZERO_WIDTH.sub("", unicodedata.normalize("NFKC", text)).lower()
 
 
+def _deleet_run(m: re.Match) -> str:
+    run = m.group(0)
+    return run.translate(_LEET) if _LETTER.search(run) and _LEET_CHAR.search(run) else run
+
+
 def deleet(text: str) -> str:
-    return _LEET_WORD.sub(lambda m: m.group(0).translate(_LEET), text)
+    """'h4ck th3 sy5t3m' -> 'hack the system': runs with a letter and a digit or symbol, linear in the text."""
+    return _LEET_RUN.sub(_deleet_run, text)
 
 
 def _join_run(run: str) -> str:
