@@ -65,6 +65,7 @@ PLAN = (
     Bench("evaluate.py", ("--questions", "16", "--tokens", "64", "--batch", "8"), 2),
     Bench("safety.py", ("--live",), 3),
     Bench("safety_cv.py", ("--folds", "5"), 2),
+    Bench("hostile.py", (), 1),
     Bench("small_model.py", ("--seeds", "3"), 4),
 )
 

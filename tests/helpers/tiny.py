@@ -32,8 +32,8 @@ def build_tokenizer():
     return fast
 
 
-def build_tiny_model(out: Path, seed: int = 0, chat: bool = True) -> Path:
-    """Write a tiny Llama (2 layers, hidden 32) with its tokenizer to `out`."""
+def build_tiny_model(out: Path, seed: int = 0, chat: bool = True, context: int = 128) -> Path:
+    """Write a tiny Llama (2 layers, hidden 32, `context` positions) with its tokenizer to `out`."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -42,7 +42,7 @@ def build_tiny_model(out: Path, seed: int = 0, chat: bool = True) -> Path:
         tok.chat_template = None
     torch.manual_seed(seed)
     config = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=context,
                          bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
                          tie_word_embeddings=False)
     model = LlamaForCausalLM(config)

@@ -38,13 +38,15 @@ def parse_size(text: str) -> int:
 @click.option("--max-tokens", default=4096, show_default=True, help="Cap on tokens generated per request.")
 @click.option("--max-body", default="8MB", show_default=True, help="Largest request body.")
 @click.option("--max-upload", default="64MB", show_default=True, help="Largest file uploaded to a knowledge base.")
+@click.option("--request-timeout", default=600.0, show_default=True, type=float,
+              help="Seconds a request may take; then 504, or a stream is ended.")
 @click.option("--cors", "cors_origins", multiple=True, help="Allow this browser origin (repeatable; '*' for any).")
 @click.option("--no-access-log", is_flag=True, help="Do not log each request.")
 @click.option("--guard-policy", default=None, type=click.Path(), help="Safety policy YAML: actions per category "
               "and API key, rate limits, quotas, audit log (see docs/safety.md).")
 @click.option("--no-guard", is_flag=True, help="Turn the safety guards off (moderation, injection, personal data).")
 def serve(host, port, models_, api_keys, engine, quant, keep_alive, max_loaded, max_memory, max_queue, max_batch, max_tokens,
-          max_body, max_upload, cors_origins, no_access_log, guard_policy, no_guard):
+          max_body, max_upload, request_timeout, cors_origins, no_access_log, guard_policy, no_guard):
     """Serve models over OpenAI- (/v1) and Ollama-compatible (/api) HTTP APIs."""
     import uvicorn
 
@@ -56,7 +58,8 @@ def serve(host, port, models_, api_keys, engine, quant, keep_alive, max_loaded, 
     args = ServeArgs(host=host, port=port, models=list(models_), api_keys=list(api_keys), engine=engine, quant=quant,
                      keep_alive=keep_alive, max_loaded=max_loaded, max_queue=max_queue, max_batch=max_batch,
                      max_tokens=max_tokens, max_body_bytes=parse_size(max_body),
-                     max_upload_bytes=parse_size(max_upload), cors_origins=list(cors_origins),
+                     max_upload_bytes=parse_size(max_upload), request_timeout=request_timeout,
+                     cors_origins=list(cors_origins),
                      access_log=not no_access_log, guard=not no_guard, guard_policy=guard_policy, **extra)
     for name in args.models:  # unknown names fail now, not on the first request
         models.resolve(name, pull_missing=True)

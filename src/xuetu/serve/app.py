@@ -19,7 +19,7 @@ from xuetu.serve.args import ServeArgs
 from xuetu.serve.errors import ApiError, api_error_handler, error_response
 from xuetu.serve.manager import ModelManager
 from xuetu.serve.metrics import Metrics
-from xuetu.serve.middleware import BearerAuth, BodyLimit, Observe, access_log
+from xuetu.serve.middleware import BearerAuth, BodyLimit, Deadline, Observe, access_log
 from xuetu.serve.kb_routes import router as kb_router
 from xuetu.serve.ollama.router import router as ollama_router
 from xuetu.serve.openai.router import router as openai_router
@@ -97,8 +97,9 @@ def create_app(args: ServeArgs | None = None) -> FastAPI:
     app.include_router(eval_router)
     web.mount(app)
 
-    # add_middleware wraps: the last added is outermost. Observe > CORS > body limit > auth > routes,
-    # so CORS headers reach 401s and every request, refused or not, is counted and logged.
+    # add_middleware wraps: the last added is outermost. Observe > CORS > body limit > auth > guard > deadline >
+    # routes, so CORS headers reach 401s and every request, refused or not, is counted and logged.
+    app.add_middleware(Deadline, seconds=args.request_timeout)
     app.add_middleware(GuardMiddleware, state=app.state)
     app.add_middleware(BearerAuth, keys=args.api_keys)
     app.add_middleware(BodyLimit, limit=args.max_body_bytes, upload_limit=args.max_upload_bytes)

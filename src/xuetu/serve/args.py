@@ -80,6 +80,8 @@ class ServeArgs:
     """Largest request body accepted (413 beyond)."""
     max_upload_bytes: int = 64 * 1024 * 1024
     """Largest file uploaded to a knowledge base (PUT /v1/kb/NAME/documents/FILE)."""
+    request_timeout: float = 600.0
+    """Wall-clock limit per request, in seconds: 504 if it has not answered by then; a stream is ended."""
     cors_origins: list[str] = field(default_factory=list)
     """Origins allowed by CORS; empty turns CORS off."""
     access_log: bool = True
@@ -96,6 +98,8 @@ class ServeArgs:
         for name in ("max_loaded", "max_queue", "max_batch", "max_tokens", "max_body_bytes", "max_upload_bytes", "max_memory"):
             if getattr(self, name) < 1:
                 raise XuetuError(f"{name} must be at least 1")
+        if not (isinstance(self.request_timeout, (int, float)) and self.request_timeout > 0):
+            raise XuetuError(f"request_timeout must be a positive number of seconds, got {self.request_timeout!r}")
         self.keep_alive_seconds = parse_duration(self.keep_alive)
         from xuetu.engines import GGUF_QUANT_HINT, check_quant
 

@@ -8,7 +8,8 @@ from fastapi.responses import JSONResponse
 
 
 DEFAULT_CODES = {400: "invalid_request", 401: "invalid_api_key", 404: "not_found", 413: "request_too_large",
-                 429: "rate_limit_exceeded", 500: "internal_error", 502: "upstream_error", 503: "unavailable"}
+                 429: "rate_limit_exceeded", 500: "internal_error", 502: "upstream_error", 503: "unavailable",
+                 504: "timeout"}
 
 
 class ApiError(Exception):

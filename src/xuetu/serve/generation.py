@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from xuetu.engines.base import Chunk, GenerateOptions
 from xuetu.errors import ContextTooLong, XuetuError
+from xuetu.safety.guard import TextTooLong
 from xuetu.serve.errors import ApiError
 from xuetu.serve.manager import Lease
 from xuetu.serve.runner import GenRequest, QueueFull, stream
@@ -47,9 +48,36 @@ def to_api_error(e: Exception) -> ApiError:
         return ApiError(400, e.message, code="context_length_exceeded", param="messages")
     if isinstance(e, QueueFull):
         return ApiError(429, e.message, type="rate_limit_error", code="queue_full", headers={"Retry-After": "1"})
+    if isinstance(e, TextTooLong):
+        return ApiError(413, e.message, code="request_too_large")
     if isinstance(e, XuetuError):
         return ApiError(400, e.message)
     return ApiError(500, f"generation failed: {type(e).__name__}: {e}", type="server_error")
+
+
+CHARS_PER_TOKEN = 32
+"""More characters per token than any tokenizer reaches on text: a prompt longer than this many characters per
+token of context cannot fit, and is refused without being tokenized."""
+
+
+def _chars(prompt) -> int:
+    if isinstance(prompt, str):
+        return len(prompt)
+    return sum(len(m.get("content") or "") if isinstance(m.get("content"), str) else len(str(m.get("content")))
+               for m in prompt)
+
+
+def encode_within_context(lease: Lease, prompt) -> list[int]:
+    """The prompt's token ids, or ContextTooLong when it cannot fit the model's context window."""
+    limit = getattr(lease.encoder, "context_length", None)
+    hint = "Shorten the conversation or the prompt."
+    if limit and _chars(prompt) > limit * CHARS_PER_TOKEN:
+        raise ContextTooLong(f"the prompt is {_chars(prompt)} characters, far more than the {limit} tokens "
+                             f"{lease.ref.name} holds", hint)
+    ids = lease.encoder.encode(prompt)
+    if limit and len(ids) >= limit:
+        raise ContextTooLong(f"the prompt is {len(ids)} tokens but {lease.ref.name} holds {limit}", hint)
+    return ids
 
 
 def check_prompt_kind(lease: Lease, prompt) -> None:
@@ -63,20 +91,24 @@ async def generate(app_state, lease: Lease, prompt, options: GenerateOptions, st
 
     The lease is released when the returned iterator ends, fails or is closed.
     """
-    from xuetu.serve import guarding
+    from xuetu.serve import guarding, pools
 
     timing = Timing(start=started, load=lease.load_seconds)
     try:
         check_prompt_kind(lease, prompt)
-        prompt, refused = await asyncio.to_thread(guarding.check_input, prompt)
+        # What the model cannot hold is refused before the guard reads it: the guard's work is then bounded by
+        # the context window, not by the request's size.
+        ids = await asyncio.to_thread(encode_within_context, lease, prompt)
+        checked, refused = await pools.run("guard", guarding.check_input, prompt)
         if refused is not None:  # blocked before the model sees it: the answer is the refusal
             lease.release()
             timing.first_token = timing.end = time.perf_counter()
             timing.finish_reason = "content_filter"
             return guarding.refusal_stream(refused), timing
+        if checked != prompt:  # personal data masked
+            ids = await asyncio.to_thread(lease.encoder.encode, checked)
         if options.max_tokens > app_state.args.max_tokens:
             options.max_tokens = app_state.args.max_tokens
-        ids = await asyncio.to_thread(lease.encoder.encode, prompt)
         timing.prompt_tokens = len(ids)
         request = GenRequest(ids, options, adapter=lease.adapter)
         chunks = stream(lease.runner, request)

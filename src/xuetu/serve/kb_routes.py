@@ -13,7 +13,6 @@ one function of xuetu.rag in a worker thread.
 
 from __future__ import annotations
 
-import asyncio
 import tempfile
 from pathlib import Path
 from typing import Literal
@@ -22,7 +21,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from xuetu.errors import XuetuError
-from xuetu.serve import rag
+from xuetu.serve import pools, rag, uploads
 from xuetu.serve.errors import ApiError, bad_request
 
 router = APIRouter(prefix="/v1/kb")
@@ -50,7 +49,7 @@ class QueryRequest(BaseModel):
 
 async def _call(fn, *args, **kwargs):
     try:
-        return await asyncio.to_thread(fn, *args, **kwargs)
+        return await pools.run("heavy", fn, *args, **kwargs)
     except XuetuError as e:
         raise (ApiError(409, e.message, code="kb_exists") if "already exists" in e.message
                else ApiError(404, e.message, code="not_found") if e.message.startswith(("no knowledge base", "knowledge base"))
@@ -106,10 +105,9 @@ async def upload(name: str, filename: str, request: Request, tags: str | None = 
     safe = Path(filename).name
     if not safe or safe.startswith(".") or safe != filename.rsplit("/", 1)[-1]:
         raise bad_request(f"invalid file name {filename!r}", "filename")
-    body = await request.body()
     with tempfile.TemporaryDirectory(prefix="xuetu-upload-") as tmp:
         path = Path(tmp) / safe
-        path.write_bytes(body)
+        await uploads.receive(request, path)
         report = await _call(ingest.add, base, [path], tags=[t for t in (tags or "").split(",") if t],
                              progress=False, names=[safe])
     return {"object": "knowledge_base.upload", "name": name, "added": report.added, "updated": report.updated,

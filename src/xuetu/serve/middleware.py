@@ -6,6 +6,7 @@ their true end is what the latency metric sees.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -60,6 +61,36 @@ class BodyLimit:
         except _TooLarge:
             if not started:
                 await too_large(scope, receive, send)
+
+
+class Deadline:
+    """Every request ends within `seconds`: one that has not answered by then gets 504; a stream is ended
+    (cancelling its generation, which frees its place in the batch)."""
+
+    def __init__(self, app, seconds: float):
+        self.app, self.seconds = app, seconds
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = finished = False
+
+        async def watch(message):
+            nonlocal started, finished
+            started = started or message["type"] == "http.response.start"
+            finished = finished or message["type"] == "http.response.body" and not message.get("more_body", False)
+            await send(message)
+
+        try:
+            async with asyncio.timeout(self.seconds):
+                await self.app(scope, receive, watch)
+        except TimeoutError:
+            if not started:
+                await error_response(scope["path"], 504, f"the request took longer than {self.seconds:g} s, this "
+                                     "server's limit per request (xuetu serve --request-timeout)",
+                                     type="server_error", code="timeout")(scope, receive, send)
+            elif not finished:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 class BearerAuth:

@@ -12,6 +12,7 @@ import asyncio
 import threading
 
 from xuetu.errors import XuetuError
+from xuetu.serve import pools
 from xuetu.serve.errors import ApiError, bad_request
 
 _OPEN: dict[str, object] = {}
@@ -71,10 +72,10 @@ async def augment(lease, messages: list[dict], kb_name: str, k: int = 5) -> tupl
     from xuetu.serve.guarding import check_documents
 
     try:
-        results = await asyncio.to_thread(retrieve.search, base, question, k)
+        results = await pools.run("heavy", retrieve.search, base, question, k)
     except XuetuError as e:
         raise bad_request(e.message, "messages")
-    results = await asyncio.to_thread(check_documents, results)  # chunks carrying planted instructions are left out
+    results = await pools.run("guard", check_documents, results)  # chunks carrying planted instructions are left out
 
     def count(text: str) -> int:
         return len(lease.encoder.encode(text))

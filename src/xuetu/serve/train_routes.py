@@ -12,13 +12,13 @@ Thin: each calls one function of xuetu.train.jobs or xuetu.train.runs in a worke
 
 from __future__ import annotations
 
-import asyncio
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from xuetu.errors import XuetuError
+from xuetu.serve import pools, uploads
 from xuetu.serve.errors import ApiError, bad_request
 
 router = APIRouter(prefix="/v1")
@@ -39,7 +39,7 @@ class StartRequest(BaseModel):
 
 async def _call(fn, *args, **kwargs):
     try:
-        return await asyncio.to_thread(fn, *args, **kwargs)
+        return await pools.run("heavy", fn, *args, **kwargs)
     except XuetuError as e:
         if e.message.startswith(("no run named", "no dataset named")):
             raise ApiError(404, e.message, code="not_found")
@@ -64,10 +64,11 @@ def _summary(row: dict) -> dict:
 async def upload_dataset(filename: str, request: Request):
     from xuetu.train import jobs
 
-    body = await request.body()
-    if not body:
+    tmp = await _call(jobs.incoming_file, filename)
+    if not await uploads.receive(request, tmp):
+        tmp.unlink(missing_ok=True)
         raise bad_request("the upload is empty: send the file's bytes as the request body")
-    return await _call(jobs.save_dataset, filename, body)
+    return await _call(jobs.save_dataset, filename, tmp)
 
 
 @router.get("/datasets")

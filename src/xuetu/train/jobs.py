@@ -12,6 +12,7 @@ import re
 import signal
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 from xuetu.errors import XuetuError
@@ -53,13 +54,24 @@ def describe_dataset(path: Path) -> dict:
             "size": path.stat().st_size}
 
 
-def save_dataset(name: str, data: bytes) -> dict:
-    """Write an upload atomically and validate it; a file that does not read is removed again."""
+def incoming_file(name: str) -> Path:
+    """A fresh file to receive an upload of dataset `name` into, beside the datasets (so it moves in atomically)
+    and with the same suffix (so it is read as the format it claims)."""
     path = dataset_path(name)
     incoming = datasets_root() / ".incoming"
     incoming.mkdir(exist_ok=True)
-    tmp = incoming / path.name  # same suffix, so it is read as the format it claims
-    tmp.write_bytes(data)
+    return incoming / f"{uuid.uuid4().hex[:12]}-{path.name}"
+
+
+def save_dataset(name: str, data: bytes | Path) -> dict:
+    """Validate an upload (its bytes, or a file from incoming_file) and move it in atomically; a file that does not
+    read is removed again."""
+    path = dataset_path(name)
+    if isinstance(data, Path):
+        tmp = data
+    else:
+        tmp = incoming_file(name)
+        tmp.write_bytes(data)
     try:
         info = describe_dataset(tmp)
     except XuetuError as e:

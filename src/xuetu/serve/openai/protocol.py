@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from xuetu.engines.base import MAX_STOP_CHARS, MAX_STOPS
+
 
 class _Request(BaseModel):
     model_config = ConfigDict(extra="allow")  # unknown fields from newer clients are ignored, not refused
@@ -65,8 +67,9 @@ class _Sampling(_Request):
     def _stop_list(cls, v):
         if isinstance(v, str):
             v = [v]
-        if v is not None and (len(v) > 8 or any(not s for s in v)):
-            raise ValueError("stop takes at most 8 non-empty strings")
+        if v is not None and (len(v) > MAX_STOPS or any(not s or len(s) > MAX_STOP_CHARS for s in v)):
+            raise ValueError(f"stop takes at most {MAX_STOPS} non-empty strings of at most {MAX_STOP_CHARS} "
+                             "characters each")
         return v
 
 
