@@ -76,7 +76,7 @@ def save_dataset(name: str, data: bytes | Path) -> dict:
         info = describe_dataset(tmp)
     except XuetuError as e:
         tmp.unlink(missing_ok=True)
-        raise XuetuError(e.message.replace(str(tmp), path.name), e.hint) from None
+        raise XuetuError(e.message.replace(str(tmp), path.name).replace(tmp.name, path.name), e.hint) from None
     os.replace(tmp, path)
     return {**info, "name": path.name}
 
