@@ -57,7 +57,7 @@ PLAN = (
     Bench("decode.py", ("--tokens", "128", "--runs", "3"), 2),
     Bench("serve.py", ("--tokens", "96"), 4),
     Bench("data.py", ("--records", "200000", "--baseline-records", "20000"), 2),
-    Bench("train.py", ("--records", "192", "--rounds", "2"), 20),
+    Bench("train.py", ("--records", "192", "--rounds", "2"), 30),
     Bench("train_ceiling.py", ("--no-baseline",), 1),
     Bench("rag.py", ("--sizes", "10000,100000"), 6),
     Bench("quant.py", ("--tokens", "128"), 3),
