@@ -29,6 +29,20 @@ def model_not_found(name: str, hint: str | None = None) -> ApiError:
     return ApiError(404, msg, code="model_not_found", param="model")
 
 
+def to_api_error(e: Exception, param: str | None = None) -> ApiError:
+    """The one mapping of domain errors to HTTP: not found 404, conflict 409, not allowed 403, the rest 400."""
+    from xuetu.errors import Conflict, ModelNotFound, NotAllowed
+
+    message = e.message + (f" {e.hint}" if getattr(e, "hint", None) else "")
+    if isinstance(e, ModelNotFound):
+        return ApiError(404, message, code="model_not_found", param=param)
+    if isinstance(e, Conflict):
+        return ApiError(409, message, code="conflict", param=param)
+    if isinstance(e, NotAllowed):
+        return ApiError(403, message, type="permission_error", code="not_allowed", param=param)
+    return bad_request(message, param)
+
+
 def is_openai_path(path: str) -> bool:
     return path.startswith("/v1/") or path == "/v1"
 
