@@ -14,10 +14,24 @@ DEFAULT_CODES = {400: "invalid_request", 401: "invalid_api_key", 404: "not_found
 class ApiError(Exception):
     def __init__(self, status: int, message: str, type: str = "invalid_request_error", code: str | None = None,
                  param: str | None = None, headers: dict | None = None):
+        message = scrub_paths(message)
         super().__init__(message)
         code = code or DEFAULT_CODES.get(status)
         self.status, self.message, self.type, self.code, self.param = status, message, type, code, param
         self.headers = headers or {}
+
+
+def scrub_paths(message: str) -> str:
+    """A client never learns where the server keeps its files: XUETU_HOME and the user's home are named, not shown."""
+    from pathlib import Path
+
+    from xuetu.home import xuetu_home
+
+    for path, name in ((str(xuetu_home().resolve()), "$XUETU_HOME"), (str(xuetu_home()), "$XUETU_HOME"),
+                       (str(Path.home()), "~")):
+        if len(path) > 1:
+            message = message.replace(path, name)
+    return message
 
 
 def bad_request(message: str, param: str | None = None) -> ApiError:
