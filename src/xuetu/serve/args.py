@@ -107,7 +107,9 @@ class ServeArgs:
         self.api_keys = list(dict.fromkeys([*self.api_keys, *env_keys]))
         if not (0 < self.port < 65536):
             raise XuetuError(f"port must be 1-65535, got {self.port}")
-        for name in ("max_train_steps", "max_train_minutes", "max_import_bytes", "max_loaded", "max_queue", "max_batch", "max_tokens", "max_body_bytes", "max_upload_bytes", "max_memory"):
+        if not self.max_train_minutes > 0:
+            raise XuetuError("max_train_minutes must be above 0")
+        for name in ("max_train_steps", "max_import_bytes", "max_loaded", "max_queue", "max_batch", "max_tokens", "max_body_bytes", "max_upload_bytes", "max_memory"):
             if getattr(self, name) < 1:
                 raise XuetuError(f"{name} must be at least 1")
         self.keep_alive_seconds = parse_duration(self.keep_alive)

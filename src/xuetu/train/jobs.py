@@ -171,19 +171,20 @@ def _stop_overdue(name: str, pid: int, minutes: float) -> None:
     run = get_run(name)
     if run.info.get("pid") != pid or status(run.info) not in ACTIVE:
         return
-    try:
-        cancel(name)
-    except XuetuError:
-        return
-    run.update(status="failed", error=f"stopped after {minutes:g} minutes, this server's --max-train-minutes")
+    _stop(run, status="failed", error=f"stopped after {minutes:g} minutes, this server's --max-train-minutes")
 
 
 def cancel(name: str) -> dict:
     run = get_run(name)
-    info = run.info
-    if status(info) not in ACTIVE:
-        raise XuetuError(f"run {run.path.name} is not running (it is {status(info)})")
-    pid = info.get("pid")
+    if status(run.info) not in ACTIVE:
+        raise XuetuError(f"run {run.path.name} is not running (it is {status(run.info)})")
+    _stop(run, status="cancelled")
+    return {"object": "run", "run": run.path.name, "status": "cancelled"}
+
+
+def _stop(run: Run, **final) -> None:
+    """End a run's training process tree, then record `final` (its status and why)."""
+    pid = run.info.get("pid")
     if pid and _alive(pid):
         os.killpg(os.getpgid(pid), signal.SIGTERM)  # its own session: the whole training process tree
         child = _CHILDREN.pop(pid, None)
@@ -193,8 +194,7 @@ def cancel(name: str) -> dict:
             except subprocess.TimeoutExpired:
                 os.killpg(pid, signal.SIGKILL)
                 child.wait()
-    run.update(status="cancelled", finished_at=now())
-    return {"object": "run", "run": run.path.name, "status": "cancelled"}
+    run.update(**final, finished_at=now())
 
 
 def log_tail(name: str, lines: int = 40) -> str:
