@@ -26,7 +26,7 @@ def _no_paths(text: str, home: Path) -> None:
         assert path not in text, text
 
 
-@pytest.mark.parametrize("source", ["~", "/etc", "../../..", "~/.ssh", "models/tiny/latest"])
+@pytest.mark.parametrize("source", ["~", "/etc", "../../..", "~/.ssh", "models/../../etc", "C:\\Windows"])
 def test_create_from_a_server_path_is_refused(keyless, source):
     before = snapshot(keyless.home)
     r = _post(keyless, "/api/create", {"model": "stolen:v1", "from": source})
@@ -35,6 +35,11 @@ def test_create_from_a_server_path_is_refused(keyless, source):
     assert "import folder" in message and "xuetu create" in message
     _no_paths(message, keyless.home)
     assert snapshot(keyless.home) == before
+
+
+def test_create_from_an_unknown_model_is_not_found(keyless):
+    r = _post(keyless, "/api/create", {"model": "copy:v1", "from": "no-such-model:v9"})
+    assert r.status_code == 404 and "import folder" in r.json()["error"]
 
 
 def test_create_from_an_absolute_model_folder_is_refused(keyless):

@@ -55,7 +55,9 @@ def create_from_request(name: str, source: str, overrides: dict, params: dict | 
                        'Pick another name, or send "overwrite": true to a server started with --allow-overwrite.')
     try:
         src = models.resolve(source)
-    except ModelNotFound:
+    except ModelNotFound as e:
+        if import_dir is None:
+            raise ModelNotFound(e.message, HTTP_FROM_HINT) from None
         src = None
     except XuetuError:  # not a model name at all: perhaps an import entry
         src = None
