@@ -28,12 +28,12 @@ def _runs(server, body: dict):
         return c.post("/v1/runs", json={"data": "sums.jsonl", "model": "tiny:latest", **body})
 
 
-def _wait(server, run: str, timeout: float = 120) -> dict:
+def _wait(server, run: str, done, timeout: float = 120) -> dict:
     deadline = time.time() + timeout
     with server.client() as c:
         while time.time() < deadline:
             info = c.get(f"/v1/runs/{run}").json()
-            if info["status"] not in ("starting", "running", "evaluating"):
+            if done(info):
                 return info
             time.sleep(1)
     raise TimeoutError(info)
@@ -74,5 +74,8 @@ def test_the_wall_time_cap_stops_the_job(trainer):
     server = trainer("--max-train-minutes", "0.05")  # 3 seconds
     r = _runs(server, {"out": "slow", "max_steps": 2000})
     assert r.status_code == 202, r.text
-    info = _wait(server, r.json()["run"], timeout=90)
-    assert info["status"] == "failed" and "--max-train-minutes" in info["error"]
+    started = time.time()
+    info = _wait(server, r.json()["run"], lambda i: i["status"] == "failed", timeout=90)
+    assert "--max-train-minutes" in info["error"] and time.time() - started < 60
+    with server.client() as c:
+        assert c.post(f"/v1/runs/{r.json()['run']}/cancel").status_code == 409  # nothing left running

@@ -185,6 +185,7 @@ def cancel(name: str) -> dict:
 def _stop(run: Run, **final) -> None:
     """End a run's training process tree, then record `final` (its status and why)."""
     pid = run.info.get("pid")
+    run.update(**final)  # first, so a reader never sees the dead process as "interrupted"
     if pid and _alive(pid):
         os.killpg(os.getpgid(pid), signal.SIGTERM)  # its own session: the whole training process tree
         child = _CHILDREN.pop(pid, None)
