@@ -47,7 +47,9 @@ def to_api_error(e: Exception, param: str | None = None) -> ApiError:
     """The one mapping of domain errors to HTTP: not found 404, conflict 409, not allowed 403, the rest 400."""
     from xuetu.errors import Conflict, ModelNotFound, NotAllowed
 
-    message = e.message + (f" {e.hint}" if getattr(e, "hint", None) else "")
+    message, hint = e.message, getattr(e, "hint", None)
+    if hint:
+        message += ("" if message.endswith((".", "?", "!")) else ".") + " " + hint
     if isinstance(e, ModelNotFound):
         return ApiError(404, message, code="model_not_found", param=param)
     if isinstance(e, Conflict):
