@@ -7,7 +7,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
-from conftest import snapshot
+from security.conftest import snapshot
 
 
 @pytest.fixture

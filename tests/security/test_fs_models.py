@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import snapshot
+from security.conftest import snapshot
 
 
 def _post(server, path: str, body: dict):

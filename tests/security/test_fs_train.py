@@ -7,7 +7,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from conftest import snapshot
+from security.conftest import snapshot
 
 DATA = b"".join(b'{"question": "What is %d+%d?", "answer": "%d"}\n' % (i, i, 2 * i) for i in range(24))
 
