@@ -45,8 +45,19 @@ def parse_size(text: str) -> int:
 @click.option("--guard-policy", default=None, type=click.Path(), help="Safety policy YAML: actions per category "
               "and API key, rate limits, quotas, audit log (see docs/safety.md).")
 @click.option("--no-guard", is_flag=True, help="Turn the safety guards off (moderation, injection, personal data).")
+@click.option("--import-dir", default=None, type=click.Path(file_okay=False), help="The one folder whose entries "
+              "/api/create may name in `from` (default: none; over HTTP `from` names stored models only).")
+@click.option("--max-import", default="20GB", show_default=True, help="Largest import-folder entry /api/create copies.")
+@click.option("--allow-overwrite", is_flag=True, help='Let /api/create and /api/copy replace a model when the '
+              'request says "overwrite": true.')
+@click.option("--qdrant-url", default=None, help='The Qdrant server for knowledge bases with store "qdrant".')
+@click.option("--kb-location", "kb_locations", multiple=True, type=click.Path(file_okay=False),
+              help="A folder HTTP clients may name as a knowledge base's location (repeatable).")
+@click.option("--max-train-steps", default=2000, show_default=True, help="Most steps of a fine-tune started over HTTP.")
+@click.option("--max-train-minutes", default=60.0, show_default=True, help="Wall time after which it is stopped.")
 def serve(host, port, models_, api_keys, engine, quant, keep_alive, max_loaded, max_memory, max_queue, max_batch, max_tokens,
-          max_body, max_upload, request_timeout, cors_origins, no_access_log, guard_policy, no_guard):
+          max_body, max_upload, request_timeout, cors_origins, no_access_log, guard_policy, no_guard, import_dir,
+          max_import, allow_overwrite, qdrant_url, kb_locations, max_train_steps, max_train_minutes):
     """Serve models over OpenAI- (/v1) and Ollama-compatible (/api) HTTP APIs."""
     import uvicorn
 
@@ -60,7 +71,10 @@ def serve(host, port, models_, api_keys, engine, quant, keep_alive, max_loaded, 
                      max_tokens=max_tokens, max_body_bytes=parse_size(max_body),
                      max_upload_bytes=parse_size(max_upload), request_timeout=request_timeout,
                      cors_origins=list(cors_origins),
-                     access_log=not no_access_log, guard=not no_guard, guard_policy=guard_policy, **extra)
+                     access_log=not no_access_log, guard=not no_guard, guard_policy=guard_policy,
+                     import_dir=import_dir, max_import_bytes=parse_size(max_import), allow_overwrite=allow_overwrite,
+                     qdrant_url=qdrant_url, kb_locations=list(kb_locations), max_train_steps=max_train_steps,
+                     max_train_minutes=max_train_minutes, **extra)
     for name in args.models:  # unknown names fail now, not on the first request
         models.resolve(name, pull_missing=True)
     if host not in ("127.0.0.1", "localhost", "::1") and not args.api_keys:

@@ -89,13 +89,29 @@ class ServeArgs:
     """Safety guards on every answer (moderation, prompt injection, personal data); --no-guard turns them off."""
     guard_policy: str | None = None
     """A policy YAML: actions per category and API key, rate limits, quotas, audit log (xuetu.safety.policy)."""
+    import_dir: str | None = None
+    """The one folder whose entries /api/create may name in `from`; None: over HTTP, `from` names stored models only."""
+    max_import_bytes: int = 20 * 1024**3
+    """Largest entry of the import folder that /api/create copies into the store."""
+    allow_overwrite: bool = False
+    """Let /api/create and /api/copy replace an existing model when the request also says "overwrite": true."""
+    qdrant_url: str | None = None
+    """The Qdrant server knowledge bases with store "qdrant" use; None: HTTP clients cannot choose qdrant."""
+    kb_locations: list[str] = field(default_factory=list)
+    """Folders an HTTP client may name as a knowledge base's `location`; empty: knowledge bases live under XUETU_HOME."""
+    max_train_steps: int = 2000
+    """Most optimiser steps a fine-tune started over HTTP may take (400 above it; also the default)."""
+    max_train_minutes: float = 60
+    """Wall time after which a fine-tune started over HTTP is stopped."""
 
     def __post_init__(self):
         env_keys = [k.strip() for k in os.environ.get("XUETU_API_KEYS", "").split(",") if k.strip()]
         self.api_keys = list(dict.fromkeys([*self.api_keys, *env_keys]))
         if not (0 < self.port < 65536):
             raise XuetuError(f"port must be 1-65535, got {self.port}")
-        for name in ("max_loaded", "max_queue", "max_batch", "max_tokens", "max_body_bytes", "max_upload_bytes", "max_memory"):
+        if not self.max_train_minutes > 0:
+            raise XuetuError("max_train_minutes must be above 0")
+        for name in ("max_train_steps", "max_import_bytes", "max_loaded", "max_queue", "max_batch", "max_tokens", "max_body_bytes", "max_upload_bytes", "max_memory"):
             if getattr(self, name) < 1:
                 raise XuetuError(f"{name} must be at least 1")
         if not (isinstance(self.request_timeout, (int, float)) and self.request_timeout > 0):

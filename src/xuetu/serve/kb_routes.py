@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from xuetu.errors import XuetuError
 from xuetu.serve import pools, rag, uploads
-from xuetu.serve.errors import ApiError, bad_request
+from xuetu.serve.errors import ApiError, bad_request, to_api_error
 
 router = APIRouter(prefix="/v1/kb")
 
@@ -73,11 +73,17 @@ async def list_kbs():
 
 
 @router.post("", status_code=201)
-async def create_kb(body: CreateRequest):
+async def create_kb(body: CreateRequest, request: Request):
     from xuetu.rag import kb
+    from xuetu.serve.kb_allow import allowed_settings
 
-    base = await _call(kb.create, body.name, embedder=body.embedder, store=body.store, location=body.location,
-                       chunk_size=body.chunk_size, overlap=body.overlap, reranker=body.reranker)
+    args = request.app.state.args
+    try:
+        chosen = await pools.run("heavy", allowed_settings, body.store, body.location, body.embedder, body.reranker,
+                                 args.qdrant_url, args.kb_locations)
+    except XuetuError as e:
+        raise to_api_error(e)
+    base = await _call(kb.create, body.name, chunk_size=body.chunk_size, overlap=body.overlap, **chosen)
     base.close()
     return _detail(rag.open_cached(body.name))
 

@@ -95,11 +95,13 @@ class CreateRequest(_Named):
     adapters: dict | None = None
     quantize: str | None = None
     stream: bool = True
+    overwrite: bool = False  # xuetu extension: replace an existing model (the server must allow it)
 
 
 class CopyRequest(_Request):
     source: str
     destination: str
+    overwrite: bool = False  # xuetu extension, as in CreateRequest
 
 
 class ShowRequest(_Named):
