@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
 from xuetu import __version__, models
-from xuetu.errors import ModelNotFound, XuetuError
+from xuetu.errors import DownloadError, ModelNotFound, XuetuError
 from xuetu.models import store
 from xuetu.models.facts import describe
 from xuetu.serve.common import build_options, wants_wait
@@ -220,8 +220,9 @@ async def pull(body: p.PullRequest):
         try:
             await asyncio.to_thread(models.pull, body.model, False, None, report)
             await queue.put({"status": "success"})
-        except XuetuError as e:
-            await queue.put(ApiError(404 if isinstance(e, ModelNotFound) else 502, e.message))
+        except XuetuError as e:  # only a hub that failed us is an upstream error; a bad name is the client's
+            status = 404 if isinstance(e, ModelNotFound) else 502 if isinstance(e, DownloadError) else 400
+            await queue.put(ApiError(status, e.message))
         finally:
             await queue.put(None)
 
