@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from xuetu.errors import XuetuError
 from xuetu.serve import rag
-from xuetu.serve.errors import ApiError, bad_request
+from xuetu.serve.errors import ApiError, bad_request, raw_body
 
 router = APIRouter(prefix="/v1/kb")
 
@@ -98,7 +98,8 @@ async def delete_kb(name: str):
     return {"object": "knowledge_base.deleted", "name": name, "deleted": True}
 
 
-@router.put("/{name}/documents/{filename:path}")
+@router.put("/{name}/documents/{filename:path}",
+            openapi_extra=raw_body("the file's bytes; its name's suffix says how it is read (.pdf, .md, .docx, .html, .txt)"))
 async def upload(name: str, filename: str, request: Request, tags: str | None = None):
     from xuetu.rag import ingest
 
