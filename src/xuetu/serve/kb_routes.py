@@ -28,10 +28,13 @@ from xuetu.serve.errors import ApiError, bad_request, raw_body
 router = APIRouter(prefix="/v1/kb")
 
 
+KB_NAME = r"^[A-Za-z0-9\u4e00-\u9fff][A-Za-z0-9_.\-\u4e00-\u9fff]{0,63}$"  # as xuetu.rag.kb.check_name
+
+
 class CreateRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str
-    embedder: str | None = None
+    name: str = Field(pattern=KB_NAME, examples=["docs"])
+    embedder: str | None = Field(None, max_length=256, examples=["all-minilm:l6-v2"])
     store: Literal["chroma", "qdrant"] = "chroma"
     location: str | None = None
     chunk_size: int = Field(200, ge=16, le=8192)
