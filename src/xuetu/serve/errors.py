@@ -35,6 +35,12 @@ def scrub_paths(message: str) -> str:
     return message
 
 
+def raw_body(description: str) -> dict:
+    """`openapi_extra` for a route that reads the raw request bytes itself: declares the body in /openapi.json."""
+    return {"requestBody": {"required": True, "description": description,
+                            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}
+
+
 def bad_request(message: str, param: str | None = None) -> ApiError:
     return ApiError(400, message, code="invalid_request", param=param)
 

@@ -22,15 +22,18 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from xuetu.errors import XuetuError
 from xuetu.serve import pools, rag, uploads
-from xuetu.serve.errors import ApiError, bad_request, to_api_error
+from xuetu.serve.errors import ApiError, bad_request, raw_body, to_api_error
 
 router = APIRouter(prefix="/v1/kb")
 
 
+KB_NAME = r"^[A-Za-z0-9\u4e00-\u9fff][A-Za-z0-9_.\-\u4e00-\u9fff]{0,63}$"  # as xuetu.rag.kb.check_name
+
+
 class CreateRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str
-    embedder: str | None = None
+    name: str = Field(pattern=KB_NAME, examples=["docs"])
+    embedder: str | None = Field(None, max_length=256, examples=["all-minilm:l6-v2"])
     store: Literal["chroma", "qdrant"] = "chroma"
     location: str | None = None
     chunk_size: int = Field(200, ge=16, le=8192)
@@ -103,7 +106,8 @@ async def delete_kb(name: str):
     return {"object": "knowledge_base.deleted", "name": name, "deleted": True}
 
 
-@router.put("/{name}/documents/{filename:path}")
+@router.put("/{name}/documents/{filename:path}",
+            openapi_extra=raw_body("the file's bytes; its name's suffix says how it is read (.pdf, .md, .docx, .html, .txt)"))
 async def upload(name: str, filename: str, request: Request, tags: str | None = None):
     from xuetu.rag import ingest
 

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from xuetu.errors import Conflict, ModelNotFound, XuetuError
 from xuetu.serve import pools, uploads
-from xuetu.serve.errors import ApiError, bad_request, to_api_error
+from xuetu.serve.errors import ApiError, bad_request, raw_body, to_api_error
 
 router = APIRouter(prefix="/v1")
 
@@ -62,7 +62,8 @@ def _summary(row: dict) -> dict:
     return out
 
 
-@router.put("/datasets/{filename}", status_code=201)
+@router.put("/datasets/{filename}", status_code=201,
+            openapi_extra=raw_body("the dataset's bytes; its name's suffix says how it is read (.jsonl, .json, .csv, .tsv, .parquet)"))
 async def upload_dataset(filename: str, request: Request):
     from xuetu.train import jobs
 

@@ -224,7 +224,7 @@ async def pull(body: p.PullRequest):
         try:
             await asyncio.to_thread(models.pull, body.model, False, None, report)
             await queue.put({"status": "success"})
-        except DownloadError as e:
+        except DownloadError as e:  # only a hub that failed us is an upstream error; a bad name is the client's
             await queue.put(ApiError(502, e.message))
         except XuetuError as e:
             await queue.put(to_api_error(e, "model"))
