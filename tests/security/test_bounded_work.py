@@ -79,10 +79,7 @@ def test_a_hostile_message_and_maximal_stop_strings_stall_nobody(serve, long_tin
             replies["stops" if stop else "plain"] = r
         return run
 
-    latencies: list[float] = []
-    done = threading.Event()
-
-    def poll_health():
+    def poll_health(latencies: list[float], done: threading.Event):
         with httpx.Client(timeout=10) as c:
             while not done.is_set():
                 t = time.perf_counter()
@@ -90,15 +87,21 @@ def test_a_hostile_message_and_maximal_stop_strings_stall_nobody(serve, long_tin
                 latencies.append(time.perf_counter() - t)
                 time.sleep(0.02)
 
+    def measured(others, latencies: list[float]) -> float:
+        """The stream's rate while `others` run, with /health polled throughout (in both runs alike)."""
+        done = threading.Event()
+        poller = threading.Thread(target=poll_health, args=(latencies, done))
+        poller.start()
+        try:
+            return measure(s.url, long_tiny, others)
+        finally:
+            done.set()
+            poller.join()
+
     stream_rate(s.url, long_tiny, {})  # loads the model and warms the batch
-    baseline = measure(s.url, long_tiny, [stops([])])  # the same load, without stop strings or a hostile message
-    poller = threading.Thread(target=poll_health)
-    poller.start()
-    try:
-        attacked = measure(s.url, long_tiny, [hostile, stops()])
-    finally:
-        done.set()
-        poller.join()
+    latencies: list[float] = []
+    baseline = measured([stops([])], [])  # the same load, without stop strings or a hostile message
+    attacked = measured([hostile, stops()], latencies)
     assert replies["stops"].status_code == 200 and replies["plain"].status_code == 200
     assert replies["hostile"].status_code in (200, 400), replies["hostile"].text  # answered, or too long for it
     assert len(latencies) > 20 and max(latencies) < 0.1, sorted(latencies)[-5:]

@@ -16,7 +16,7 @@ from xuetu.models.facts import describe
 from xuetu.serve.common import build_options, wants_wait
 from xuetu.serve.errors import ApiError, bad_request, model_not_found, to_api_error
 from xuetu.serve.generation import collect, generate
-from xuetu.serve import rag
+from xuetu.serve import pools, rag
 from xuetu.serve.ollama import protocol as p
 
 router = APIRouter(prefix="/api")
@@ -222,7 +222,7 @@ async def pull(body: p.PullRequest):
 
     async def run():
         try:
-            await asyncio.to_thread(models.pull, body.model, False, None, report)
+            await pools.run("heavy", models.pull, body.model, False, None, report)
             await queue.put({"status": "success"})
         except DownloadError as e:  # only a hub that failed us is an upstream error; a bad name is the client's
             await queue.put(ApiError(502, e.message))
@@ -263,8 +263,8 @@ async def create(body: p.CreateRequest, request: Request):
     args = request.app.state.args
     overrides = {"system": body.system} if body.system is not None else {}
     try:
-        await asyncio.to_thread(create_from_request, body.model, body.from_, overrides, body.parameters,
-                                args.import_dir, args.max_import_bytes, _overwrite(body, args))
+        await pools.run("heavy", create_from_request, body.model, body.from_, overrides, body.parameters,
+                        args.import_dir, args.max_import_bytes, _overwrite(body, args))
     except XuetuError as e:
         raise to_api_error(e)
     lines = [{"status": "reading model metadata"}, {"status": "writing manifest"}, {"status": "success"}]
@@ -285,7 +285,7 @@ def _overwrite(body, args) -> bool:
 async def copy(body: p.CopyRequest, request: Request):
     src = _resolve(body.source)
     try:
-        await asyncio.to_thread(store.copy, src.name, body.destination, None, _overwrite(body, request.app.state.args))
+        await pools.run("heavy", store.copy, src.name, body.destination, None, _overwrite(body, request.app.state.args))
     except XuetuError as e:
         raise to_api_error(e)
     return Response(status_code=200)
@@ -296,7 +296,7 @@ async def delete(body: p.DeleteRequest, request: Request):
     ref = _resolve(body.model)
     await request.app.state.manager.unload(ref.name)
     try:
-        await asyncio.to_thread(store.remove, ref.name)
+        await pools.run("heavy", store.remove, ref.name)
     except XuetuError as e:
         raise bad_request(e.message)
     return Response(status_code=200)
