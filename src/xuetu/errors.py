@@ -31,3 +31,11 @@ class DownloadError(XuetuError):
 
 class ContextTooLong(XuetuError):
     """The prompt does not fit into the model's context window."""
+
+
+class Conflict(XuetuError):
+    """The request would replace or race with something that exists: a model, a running job."""
+
+
+class NotAllowed(XuetuError):
+    """The server's settings do not allow this over HTTP (a path, a URL, an overwrite)."""

@@ -71,7 +71,7 @@ def test_start_follow_and_report_a_fine_tune(server):
         assert c.post(f"/v1/runs/{run}/cancel").status_code == 409  # it is not running any more
         assert c.get("/v1/runs/no-such-run").status_code == 404
         again = c.post("/v1/runs", json={"data": "planets.jsonl", "model": "tiny:latest", "out": "tiny-web"})
-        assert again.status_code == 409 and "already trained" in again.json()["error"]["message"]
+        assert again.status_code == 409 and "already exists" in again.json()["error"]["message"]
 
 
 def test_cancel_stops_the_training_process(server):

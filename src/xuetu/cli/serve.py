@@ -40,13 +40,28 @@ def parse_size(text: str) -> int:
 @click.option("--max-upload", default="64MB", show_default=True, help="Largest file uploaded to a knowledge base.")
 @click.option("--request-timeout", default=600.0, show_default=True, type=float,
               help="Seconds a request may take; then 504, or a stream is ended.")
-@click.option("--cors", "cors_origins", multiple=True, help="Allow this browser origin (repeatable; '*' for any).")
+@click.option("--origin", "--cors", "cors_origins", multiple=True, help="Let pages from this browser origin call the "
+              "API, with CORS (repeatable; XUETU_ORIGINS too; '*' for any). Same-origin and loopback pages need none.")
+@click.option("--allowed-host", "allowed_hosts", multiple=True, help="Answer requests for this host name too "
+              "(repeatable; XUETU_HOSTS too; '.example.com' for a domain, '*' for any). Loopback names and IP "
+              "addresses always pass; other names are refused against DNS rebinding.")
 @click.option("--no-access-log", is_flag=True, help="Do not log each request.")
 @click.option("--guard-policy", default=None, type=click.Path(), help="Safety policy YAML: actions per category "
               "and API key, rate limits, quotas, audit log (see docs/safety.md).")
 @click.option("--no-guard", is_flag=True, help="Turn the safety guards off (moderation, injection, personal data).")
+@click.option("--import-dir", default=None, type=click.Path(file_okay=False), help="The one folder whose entries "
+              "/api/create may name in `from` (default: none; over HTTP `from` names stored models only).")
+@click.option("--max-import", default="20GB", show_default=True, help="Largest import-folder entry /api/create copies.")
+@click.option("--allow-overwrite", is_flag=True, help='Let /api/create and /api/copy replace a model when the '
+              'request says "overwrite": true.')
+@click.option("--qdrant-url", default=None, help='The Qdrant server for knowledge bases with store "qdrant".')
+@click.option("--kb-location", "kb_locations", multiple=True, type=click.Path(file_okay=False),
+              help="A folder HTTP clients may name as a knowledge base's location (repeatable).")
+@click.option("--max-train-steps", default=2000, show_default=True, help="Most steps of a fine-tune started over HTTP.")
+@click.option("--max-train-minutes", default=60.0, show_default=True, help="Wall time after which it is stopped.")
 def serve(host, port, models_, api_keys, engine, quant, keep_alive, max_loaded, max_memory, max_queue, max_batch, max_tokens,
-          max_body, max_upload, request_timeout, cors_origins, no_access_log, guard_policy, no_guard):
+          max_body, max_upload, request_timeout, cors_origins, allowed_hosts, no_access_log, guard_policy, no_guard,
+          import_dir, max_import, allow_overwrite, qdrant_url, kb_locations, max_train_steps, max_train_minutes):
     """Serve models over OpenAI- (/v1) and Ollama-compatible (/api) HTTP APIs."""
     import uvicorn
 
@@ -59,13 +74,22 @@ def serve(host, port, models_, api_keys, engine, quant, keep_alive, max_loaded, 
                      keep_alive=keep_alive, max_loaded=max_loaded, max_queue=max_queue, max_batch=max_batch,
                      max_tokens=max_tokens, max_body_bytes=parse_size(max_body),
                      max_upload_bytes=parse_size(max_upload), request_timeout=request_timeout,
-                     cors_origins=list(cors_origins),
-                     access_log=not no_access_log, guard=not no_guard, guard_policy=guard_policy, **extra)
+                     cors_origins=list(cors_origins), allowed_hosts=list(allowed_hosts),
+                     access_log=not no_access_log, guard=not no_guard, guard_policy=guard_policy,
+                     import_dir=import_dir, max_import_bytes=parse_size(max_import), allow_overwrite=allow_overwrite,
+                     qdrant_url=qdrant_url, kb_locations=list(kb_locations), max_train_steps=max_train_steps,
+                     max_train_minutes=max_train_minutes, **extra)
     for name in args.models:  # unknown names fail now, not on the first request
         models.resolve(name, pull_missing=True)
     if host not in ("127.0.0.1", "localhost", "::1") and not args.api_keys:
         click.secho(f"warning: listening on {host} with no API key: anyone who can reach it can use it", fg="yellow",
                     err=True)
+    if guard_policy and not args.api_keys:
+        from xuetu.safety import policy
+
+        if policy.load(guard_policy).keys:
+            click.secho("warning: the guard policy sets per-key actions and limits, but without --api-key no key is "
+                        "authenticated: they do not apply, and limits count per client address", fg="yellow", err=True)
     click.echo(f"xuetu serving on http://{host}:{port}  (OpenAI: /v1  Ollama: /api  metrics: /metrics)", err=True)
     try:
         uvicorn.run(create_app(args), host=host, port=port, log_level="warning", access_log=False)

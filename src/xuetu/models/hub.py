@@ -24,7 +24,9 @@ from xuetu.home import inside, xuetu_home
 from xuetu.models.checksums import git_blob_sha1, sha256_file
 
 # Weights in safetensors plus what is needed to run and train: config, tokenizer, template, docs.
-WANTED = ["*.json", "*.safetensors", "*.txt", "*.model", "*.jinja", "*.tiktoken", "*.md", "LICENSE*"]
+# A repository is data, never code: no pattern may admit *.py (tests/security/test_fs_code.py checks).
+LICENCE_FILES = ["LICENSE", "LICENSE.txt", "LICENSE.md", "LICENCE", "LICENCE.txt", "LICENCE.md", "NOTICE"]
+WANTED = ["*.json", "*.safetensors", "*.txt", "*.model", "*.jinja", "*.tiktoken", "*.md", *LICENCE_FILES]
 LEGACY_WEIGHTS = ["*.bin"]  # only when a repository has no safetensors
 SKIP_DIRS = ("onnx/", "openvino/", "original/", "coreml/", "tflite/")
 
@@ -98,6 +100,8 @@ def select_files(files: list[RemoteFile]) -> list[RemoteFile]:
     """What to fetch: safetensors weights and the files around them, not duplicate formats."""
     def matches(f: RemoteFile, patterns) -> bool:
         name = f.path.rsplit("/", 1)[-1]
+        if name.endswith((".py", ".pyc", ".so")):  # code never comes with a model
+            return False
         return not f.path.startswith(SKIP_DIRS) and any(fnmatch.fnmatch(name, p) for p in patterns)
 
     chosen = [f for f in files if matches(f, WANTED)]

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from xuetu.errors import XuetuError
+from xuetu.errors import Conflict, XuetuError
 from xuetu.home import atomic_write_json, inside, xuetu_home
 from xuetu.models.checksums import file_table
 from xuetu.models.names import parse_name
@@ -133,13 +133,16 @@ def _link_or_copy(src: str, dst: str) -> None:
         shutil.copy2(src, dst)
 
 
-def copy(src: str, dst: str, overrides: dict | None = None) -> ModelRef:
-    """Copy `src` to `dst`; `overrides` replaces manifest keys such as params or system."""
+def copy(src: str, dst: str, overrides: dict | None = None, overwrite: bool = False) -> ModelRef:
+    """Copy `src` to `dst`; `overrides` replaces manifest keys such as params or system.
+
+    An existing `dst` is a Conflict unless `overwrite`; a model is never copied onto itself."""
     ref = get(src)
     if ref is None:
         raise XuetuError(f"model {src!r} is not in the store", "See what is there with `xuetu list`.")
-    if get(dst) is not None:
-        raise XuetuError(f"model {dst!r} already exists", f"Remove it first with `xuetu rm {dst}`, or pick another name.")
+    if (existing := get(dst)) is not None and (not overwrite or existing.name == ref.name):
+        raise Conflict(f"model {existing.name!r} already exists",
+                       f"Remove it first with `xuetu rm {dst}`, or pick another name.")
     with staging() as tmp:
         target = tmp / "m"
         shutil.copytree(ref.path, target, copy_function=_link_or_copy)

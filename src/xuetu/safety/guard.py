@@ -161,22 +161,30 @@ class Guard:
             out = pii.mask_spans(text, _disjoint(cut))
         return Verdict(action, live, out, actions)
 
-    def check_messages(self, messages: list[dict], key: str | None = None) -> tuple[Verdict, list[dict]]:
-        """Check the user turns (system prompts are the operator's); masked turns replace the originals."""
+    def check_messages(self, messages: list[dict], key: str | None = None,
+                       trusted=()) -> tuple[Verdict, list[dict]]:
+        """Check every turn, whatever its role: a jailbreak works from a system, developer, assistant or tool turn
+        as well as from a user's. Left out: a `trusted` text (the operator's system prompt, the server's own
+        instructions) that begins or ends a system turn, and this server's refusal that ends an assistant turn.
+        Masked turns replace the originals."""
         worst, new, findings, actions = "pass", [], [], {}
         for m in messages:
             content = m.get("content")
-            if m.get("role") != "user" or not isinstance(content, str):
+            if not isinstance(content, str):
                 new.append(m)
                 continue
-            v = self.check(content, "user", key)
+            head, body, tail = _own_parts(content, m.get("role"), trusted)
+            if not body.strip():
+                new.append(m)
+                continue
+            v = self.check(body, "user", key)
             findings += v.findings
             actions.update(v.actions)
             if SEVERITY.get(v.action, -1) > SEVERITY.get(worst, -1):
                 worst = v.action
             if v.blocked:
                 return Verdict("block", findings, v.text, actions), messages
-            new.append({**m, "content": v.text})
+            new.append({**m, "content": head + v.text + tail})
         return Verdict(worst, findings, "", actions), new
 
     def stream(self, key: str | None = None) -> "StreamGuard":
@@ -212,6 +220,31 @@ def quoted_example(text: str, f: Finding) -> bool:
                 left != right or text[:f.start + 1].count(left) % 2 == 1):
             return True
     return False
+
+
+# This server's own refusal (refusal() above), as it ends an assistant turn of a conversation sent back to it.
+_REFUSAL_AT_END = re.compile(
+    r"(?:(?:Sorry, this request was blocked|The answer was stopped) by this server's content policy "
+    r"\([^()\n]{1,300}\)\." + f"(?:{re.escape(HELP['en'])})?"
+    r"|(?:抱歉，这个请求被|回答中途被)本服务的内容安全策略拦截（[^（）\n]{1,300}）。" + f"(?:{re.escape(HELP['zh'])})?"
+    r")\s*\Z")
+
+
+def _own_parts(text: str, role, trusted) -> tuple[str, str, str]:
+    """(head, body, tail): what the server itself wrote at either end of a turn, and the client's part between.
+    Only at the ends, so a client cannot cut a phrase in two with a trusted text to slip it past the rules."""
+    head = tail = ""
+    if role == "system":
+        for t in trusted:
+            if t and text.startswith(t) and len(t) > len(head):
+                head = t
+        for t in trusted:
+            if t and text.endswith(t) and len(text) - len(t) >= len(head) and len(t) > len(tail):
+                tail = t
+    elif role == "assistant":
+        found = _REFUSAL_AT_END.search(text)
+        tail = text[found.start():] if found else ""
+    return head, text[len(head):len(text) - len(tail)], tail
 
 
 def _disjoint(cut: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:

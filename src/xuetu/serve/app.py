@@ -14,12 +14,13 @@ from fastapi.exceptions import RequestValidationError
 
 from xuetu import __version__
 from xuetu.home import xuetu_home
-from xuetu.serve import health, web
+from xuetu.serve import health, origins, web
 from xuetu.serve.args import ServeArgs
 from xuetu.serve.errors import ApiError, api_error_handler, error_response
 from xuetu.serve.manager import ModelManager
 from xuetu.serve.metrics import Metrics
 from xuetu.serve.middleware import BearerAuth, BodyLimit, Deadline, Observe, access_log
+from xuetu.serve.origins import HostOriginCheck
 from xuetu.serve.kb_routes import router as kb_router
 from xuetu.serve.ollama.router import router as ollama_router
 from xuetu.serve.openai.router import router as openai_router
@@ -97,8 +98,9 @@ def create_app(args: ServeArgs | None = None) -> FastAPI:
     app.include_router(eval_router)
     web.mount(app)
 
-    # add_middleware wraps: the last added is outermost. Observe > CORS > body limit > auth > guard > deadline >
-    # routes, so CORS headers reach 401s and every request, refused or not, is counted and logged.
+    # add_middleware wraps: the last added is outermost. Observe > Host/Origin > CORS > body limit > auth >
+    # guard > deadline > routes: every request, refused or not, is counted and logged; a foreign Host or Origin
+    # is refused before anything else runs (a CORS preflight included); CORS headers reach 401s.
     app.add_middleware(Deadline, seconds=args.request_timeout)
     app.add_middleware(GuardMiddleware, state=app.state)
     app.add_middleware(BearerAuth, keys=args.api_keys)
@@ -107,5 +109,13 @@ def create_app(args: ServeArgs | None = None) -> FastAPI:
         from fastapi.middleware.cors import CORSMiddleware
 
         app.add_middleware(CORSMiddleware, allow_origins=args.cors_origins, allow_methods=["*"], allow_headers=["*"])
+    app.add_middleware(HostOriginCheck, hosts=_own_hosts(args), origins=args.cors_origins,
+                       check_host=not args.api_keys or origins.is_loopback(origins.split_host(args.host)[0]))
     app.add_middleware(Observe, metrics=app.state.metrics, enabled_log=args.access_log)
     return app
+
+
+def _own_hosts(args: ServeArgs) -> list[str]:
+    """The hosts the operator allows, and the name the server binds (unless it binds every address)."""
+    bound = origins.split_host(args.host)[0]
+    return [*args.allowed_hosts, *([args.host] if bound not in ("0.0.0.0", "::", "") else [])]

@@ -15,10 +15,30 @@ DEFAULT_CODES = {400: "invalid_request", 401: "invalid_api_key", 404: "not_found
 class ApiError(Exception):
     def __init__(self, status: int, message: str, type: str = "invalid_request_error", code: str | None = None,
                  param: str | None = None, headers: dict | None = None):
+        message = scrub_paths(message)
         super().__init__(message)
         code = code or DEFAULT_CODES.get(status)
         self.status, self.message, self.type, self.code, self.param = status, message, type, code, param
         self.headers = headers or {}
+
+
+def scrub_paths(message: str) -> str:
+    """A client never learns where the server keeps its files: XUETU_HOME and the user's home are named, not shown."""
+    from pathlib import Path
+
+    from xuetu.home import xuetu_home
+
+    for path, name in ((str(xuetu_home().resolve()), "$XUETU_HOME"), (str(xuetu_home()), "$XUETU_HOME"),
+                       (str(Path.home()), "~")):
+        if len(path) > 1:
+            message = message.replace(path, name)
+    return message
+
+
+def raw_body(description: str) -> dict:
+    """`openapi_extra` for a route that reads the raw request bytes itself: declares the body in /openapi.json."""
+    return {"requestBody": {"required": True, "description": description,
+                            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}
 
 
 def bad_request(message: str, param: str | None = None) -> ApiError:
@@ -28,6 +48,22 @@ def bad_request(message: str, param: str | None = None) -> ApiError:
 def model_not_found(name: str, hint: str | None = None) -> ApiError:
     msg = f"model '{name}' not found" + (f". {hint}" if hint else "")
     return ApiError(404, msg, code="model_not_found", param="model")
+
+
+def to_api_error(e: Exception, param: str | None = None) -> ApiError:
+    """The one mapping of domain errors to HTTP: not found 404, conflict 409, not allowed 403, the rest 400."""
+    from xuetu.errors import Conflict, ModelNotFound, NotAllowed
+
+    message, hint = e.message, getattr(e, "hint", None)
+    if hint:
+        message += ("" if message.endswith((".", "?", "!")) else ".") + " " + hint
+    if isinstance(e, ModelNotFound):
+        return ApiError(404, message, code="model_not_found", param=param)
+    if isinstance(e, Conflict):
+        return ApiError(409, message, code="conflict", param=param)
+    if isinstance(e, NotAllowed):
+        return ApiError(403, message, type="permission_error", code="not_allowed", param=param)
+    return bad_request(message, param)
 
 
 def is_openai_path(path: str) -> bool:

@@ -93,13 +93,17 @@ async def generate(app_state, lease: Lease, prompt, options: GenerateOptions, st
     """
     from xuetu.serve import guarding, pools
 
+    from xuetu.rag.answer import INSTRUCTIONS
+
     timing = Timing(start=started, load=lease.load_seconds)
+    reservation = guarding.Reservation()
     try:
         check_prompt_kind(lease, prompt)
         # What the model cannot hold is refused before the guard reads it: the guard's work is then bounded by
         # the context window, not by the request's size.
         ids = await asyncio.to_thread(encode_within_context, lease, prompt)
-        checked, refused = await pools.run("guard", guarding.check_input, prompt)
+        trusted = (lease.ref.system, *INSTRUCTIONS.values())  # the operator's and the server's own words
+        checked, refused = await pools.run("guard", guarding.check_input, prompt, trusted)
         if refused is not None:  # blocked before the model sees it: the answer is the refusal
             lease.release()
             timing.first_token = timing.end = time.perf_counter()
@@ -110,14 +114,17 @@ async def generate(app_state, lease: Lease, prompt, options: GenerateOptions, st
         if options.max_tokens > app_state.args.max_tokens:
             options.max_tokens = app_state.args.max_tokens
         timing.prompt_tokens = len(ids)
+        reservation = guarding.reserve_tokens(len(ids), options)  # may cap max_tokens at what the quota has left
         request = GenRequest(ids, options, adapter=lease.adapter)
         chunks = stream(lease.runner, request)
         first = await chunks.__anext__()  # queue-full, context and format errors surface here, before any byte
         timing.first_token = time.perf_counter()
     except BaseException as e:
         lease.release()
+        reservation.settle(0)
         raise to_api_error(e) if isinstance(e, Exception) else e
-    return _timed(guarding.guard_stream(_rest(app_state, lease, chunks, first, timing)), timing), timing
+    rest = _rest(app_state, lease, chunks, first, timing, reservation)
+    return _timed(guarding.guard_stream(rest), timing), timing
 
 
 async def _timed(chunks: AsyncIterator[Chunk], timing: Timing) -> AsyncIterator[Chunk]:
@@ -131,7 +138,7 @@ async def _timed(chunks: AsyncIterator[Chunk], timing: Timing) -> AsyncIterator[
         await chunks.aclose()
 
 
-async def _rest(app_state, lease: Lease, chunks, first: Chunk, timing: Timing) -> AsyncIterator[Chunk]:
+async def _rest(app_state, lease: Lease, chunks, first: Chunk, timing: Timing, reservation) -> AsyncIterator[Chunk]:
     try:
         chunk = first
         while True:
@@ -147,9 +154,7 @@ async def _rest(app_state, lease: Lease, chunks, first: Chunk, timing: Timing) -
         await chunks.aclose()  # cancels the request if the client went away
         timing.end = timing.end or time.perf_counter()
         lease.release()
-        from xuetu.serve.guarding import count_tokens
-
-        count_tokens(timing.prompt_tokens + timing.completion_tokens)
+        reservation.settle(timing.prompt_tokens + timing.completion_tokens)
         app_state.metrics.observe_generation(lease.ref.name, timing.prompt_tokens, timing.completion_tokens,
                                              (timing.first_token - timing.start) if timing.first_token else None,
                                              timing.eval)

@@ -22,15 +22,18 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from xuetu.errors import XuetuError
 from xuetu.serve import pools, rag, uploads
-from xuetu.serve.errors import ApiError, bad_request
+from xuetu.serve.errors import ApiError, bad_request, raw_body, to_api_error
 
 router = APIRouter(prefix="/v1/kb")
 
 
+KB_NAME = r"^[A-Za-z0-9\u4e00-\u9fff][A-Za-z0-9_.\-\u4e00-\u9fff]{0,63}$"  # as xuetu.rag.kb.check_name
+
+
 class CreateRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str
-    embedder: str | None = None
+    name: str = Field(pattern=KB_NAME, examples=["docs"])
+    embedder: str | None = Field(None, max_length=256, examples=["all-minilm:l6-v2"])
     store: Literal["chroma", "qdrant"] = "chroma"
     location: str | None = None
     chunk_size: int = Field(200, ge=16, le=8192)
@@ -73,11 +76,17 @@ async def list_kbs():
 
 
 @router.post("", status_code=201)
-async def create_kb(body: CreateRequest):
+async def create_kb(body: CreateRequest, request: Request):
     from xuetu.rag import kb
+    from xuetu.serve.kb_allow import allowed_settings
 
-    base = await _call(kb.create, body.name, embedder=body.embedder, store=body.store, location=body.location,
-                       chunk_size=body.chunk_size, overlap=body.overlap, reranker=body.reranker)
+    args = request.app.state.args
+    try:
+        chosen = await pools.run("heavy", allowed_settings, body.store, body.location, body.embedder, body.reranker,
+                                 args.qdrant_url, args.kb_locations)
+    except XuetuError as e:
+        raise to_api_error(e)
+    base = await _call(kb.create, body.name, chunk_size=body.chunk_size, overlap=body.overlap, **chosen)
     base.close()
     return _detail(rag.open_cached(body.name))
 
@@ -97,7 +106,8 @@ async def delete_kb(name: str):
     return {"object": "knowledge_base.deleted", "name": name, "deleted": True}
 
 
-@router.put("/{name}/documents/{filename:path}")
+@router.put("/{name}/documents/{filename:path}",
+            openapi_extra=raw_body("the file's bytes; its name's suffix says how it is read (.pdf, .md, .docx, .html, .txt)"))
 async def upload(name: str, filename: str, request: Request, tags: str | None = None):
     from xuetu.rag import ingest
 

@@ -105,7 +105,8 @@ class BearerAuth:
             return await self.app(scope, receive, send)
         header = dict(scope["headers"]).get(b"authorization", b"")
         scheme, _, token = header.partition(b" ")
-        if scheme.lower() == b"bearer" and any(hmac.compare_digest(token.strip(), k) for k in self.keys):
+        token = token.strip()
+        if scheme.lower() == b"bearer" and token and any(hmac.compare_digest(token, k) for k in self.keys):
             return await self.app(scope, receive, send)
         msg = "missing API key: send 'Authorization: Bearer <key>'" if not header else "invalid API key"
         response = error_response(scope["path"], 401, msg, code="invalid_api_key",

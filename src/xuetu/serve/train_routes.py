@@ -17,9 +17,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from xuetu.errors import XuetuError
+from xuetu.errors import Conflict, ModelNotFound, XuetuError
 from xuetu.serve import pools, uploads
-from xuetu.serve.errors import ApiError, bad_request
+from xuetu.serve.errors import ApiError, bad_request, raw_body, to_api_error
 
 router = APIRouter(prefix="/v1")
 
@@ -40,6 +40,8 @@ class StartRequest(BaseModel):
 async def _call(fn, *args, **kwargs):
     try:
         return await pools.run("heavy", fn, *args, **kwargs)
+    except (Conflict, ModelNotFound) as e:
+        raise to_api_error(e)
     except XuetuError as e:
         if e.message.startswith(("no run named", "no dataset named")):
             raise ApiError(404, e.message, code="not_found")
@@ -60,7 +62,8 @@ def _summary(row: dict) -> dict:
     return out
 
 
-@router.put("/datasets/{filename}", status_code=201)
+@router.put("/datasets/{filename}", status_code=201,
+            openapi_extra=raw_body("the dataset's bytes; its name's suffix says how it is read (.jsonl, .json, .csv, .tsv, .parquet)"))
 async def upload_dataset(filename: str, request: Request):
     from xuetu.train import jobs
 
@@ -79,10 +82,12 @@ async def list_datasets():
 
 
 @router.post("/runs", status_code=202)
-async def start_run(body: StartRequest):
+async def start_run(body: StartRequest, request: Request):
     from xuetu.train import jobs
 
-    return await _call(jobs.start_finetune, body.data, body.model, body.out, body.max_steps, body.epochs, body.lr)
+    args = request.app.state.args
+    return await _call(jobs.start_finetune, body.data, body.model, body.out, body.max_steps, body.epochs, body.lr,
+                       args.max_train_steps, args.max_train_minutes)
 
 
 @router.get("/runs")

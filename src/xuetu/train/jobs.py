@@ -12,10 +12,11 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import uuid
 from pathlib import Path
 
-from xuetu.errors import XuetuError
+from xuetu.errors import Conflict, XuetuError
 from xuetu.home import inside, xuetu_home
 from xuetu.train.runs import Run, get_run, now, run_dir
 
@@ -23,6 +24,7 @@ DATASET_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".parquet")
 ACTIVE = ("starting", "running", "evaluating")
 _CHILDREN: dict[int, subprocess.Popen] = {}
 """Training processes this process started, so they are reaped (no zombies) and cancel can wait for them."""
+_START_LOCK = threading.Lock()
 
 
 def datasets_root() -> Path:
@@ -123,21 +125,40 @@ def active_run() -> str | None:
 
 
 def start_finetune(data: str, model: str = "smollm2:135m", out: str | None = None, max_steps: int | None = None,
-                   epochs: float | None = None, lr: float | None = None) -> dict:
-    """Start `xuetu finetune` in the background on an uploaded dataset; one at a time per machine."""
-    from xuetu import models
-    from xuetu.models import parse_name
+                   epochs: float | None = None, lr: float | None = None, steps_cap: int | None = None,
+                   minutes_cap: float | None = None) -> dict:
+    """Start `xuetu finetune` in the background on an uploaded dataset; one at a time per machine.
 
-    if (busy := active_run()) is not None:
-        raise XuetuError(f"a fine-tune is already running (run {busy})", "Wait for it to finish or cancel it first.")
+    `steps_cap` refuses a larger max_steps; after `minutes_cap` minutes the job is stopped. The new model never
+    replaces its base or any stored model (Conflict).
+    """
+    if steps_cap is not None and max_steps is not None and max_steps > steps_cap:
+        raise XuetuError(f"max_steps {max_steps} is above this server's cap of {steps_cap} steps",
+                         f"Ask for at most {steps_cap}, or run `xuetu finetune` on the server.")
+    with _START_LOCK:  # the check and the spawn are one step: parallel requests start one job
+        if (busy := active_run()) is not None:
+            raise Conflict(f"a fine-tune is already running (run {busy})", "Wait for it to finish or cancel it first.")
+        run, proc = _spawn(data, model, out, max_steps, epochs, lr)
+    if minutes_cap is not None:
+        timer = threading.Timer(minutes_cap * 60, _stop_overdue, (run.path.name, proc.pid, minutes_cap))
+        timer.daemon = True
+        timer.start()
+    return {"object": "run", "run": run.path.name, "out": run.info["out"], "status": "starting", "pid": proc.pid}
+
+
+def _spawn(data: str, model: str, out: str | None, max_steps, epochs, lr) -> tuple[Run, subprocess.Popen]:
+    from xuetu import models
+    from xuetu.models import parse_name, store
+
     path = dataset_path(data)
     if not path.is_file():
         raise XuetuError(f"no dataset named {data!r}", "Upload it first: PUT /v1/datasets/FILENAME.")
     base = models.resolve(model)
     out = str(parse_name(out or f"{base.name.split(':')[0].split('/')[-1]}-{path.stem}"))
+    if out == base.name or store.get(out) is not None:
+        raise Conflict(f"model {out!r} already exists" + (" (it is the base model)" if out == base.name else ""),
+                       "Name a new model in `out`; a fine-tune never replaces a stored model.")
     run = Run(run_dir(out))
-    if run.info.get("status") == "finished" and any(r.name == out for r in models.list_models()):
-        raise XuetuError(f"{out} was already trained", "Choose another name for the new model.")
     cmd = [sys.executable, "-m", "xuetu", "finetune", "--model", base.name, "--data", str(path), "--out", out,
            "--method", "lora"]
     for key, value in (("max_steps", max_steps), ("epochs", epochs), ("lr", lr)):
@@ -154,15 +175,29 @@ def start_finetune(data: str, model: str = "smollm2:135m", out: str | None = Non
     _CHILDREN[proc.pid] = proc
     run.update(kind="finetune", status="starting", out=out, base=base.name, method="lora", pid=proc.pid,
                dataset=path.name, started_at=now(), error=None)
-    return {"object": "run", "run": run.path.name, "out": out, "status": "starting", "pid": proc.pid}
+    return run, proc
+
+
+def _stop_overdue(name: str, pid: int, minutes: float) -> None:
+    """The wall-time cap: stop the run if that same process is still training."""
+    run = get_run(name)
+    if run.info.get("pid") != pid or status(run.info) not in ACTIVE:
+        return
+    _stop(run, status="failed", error=f"stopped after {minutes:g} minutes, this server's --max-train-minutes")
 
 
 def cancel(name: str) -> dict:
     run = get_run(name)
-    info = run.info
-    if status(info) not in ACTIVE:
-        raise XuetuError(f"run {run.path.name} is not running (it is {status(info)})")
-    pid = info.get("pid")
+    if status(run.info) not in ACTIVE:
+        raise XuetuError(f"run {run.path.name} is not running (it is {status(run.info)})")
+    _stop(run, status="cancelled")
+    return {"object": "run", "run": run.path.name, "status": "cancelled"}
+
+
+def _stop(run: Run, **final) -> None:
+    """End a run's training process tree, then record `final` (its status and why)."""
+    pid = run.info.get("pid")
+    run.update(**final)  # first, so a reader never sees the dead process as "interrupted"
     if pid and _alive(pid):
         os.killpg(os.getpgid(pid), signal.SIGTERM)  # its own session: the whole training process tree
         child = _CHILDREN.pop(pid, None)
@@ -172,8 +207,7 @@ def cancel(name: str) -> dict:
             except subprocess.TimeoutExpired:
                 os.killpg(pid, signal.SIGKILL)
                 child.wait()
-    run.update(status="cancelled", finished_at=now())
-    return {"object": "run", "run": run.path.name, "status": "cancelled"}
+    run.update(**final, finished_at=now())
 
 
 def log_tail(name: str, lines: int = 40) -> str:

@@ -7,13 +7,21 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from xuetu.engines.base import MAX_STOP_CHARS, MAX_STOPS
 
 
 class _Request(BaseModel):
     model_config = ConfigDict(extra="allow")
+
+
+# Constraints live on the fields, so /openapi.json tells clients (and fuzzers) what a handler accepts.
+ModelName = Annotated[str, Field(max_length=256, examples=["smollm2:135m"])]
+NonEmpty = Annotated[str, Field(min_length=1)]
+StopString = Annotated[str, Field(min_length=1, max_length=MAX_STOP_CHARS)]
 
 
 class Options(_Request):
@@ -22,15 +30,15 @@ class Options(_Request):
     temperature: float | None = Field(None, ge=0)
     top_p: float | None = Field(None, gt=0, le=1)
     top_k: int | None = Field(None, ge=0)
-    num_predict: int | None = None
-    seed: int | None = None
-    stop: list[str] | None = None
+    num_predict: int | None = None  # < 1: as many as the server's --max-tokens allows
+    seed: int | None = Field(None, ge=-2**63, le=2**64 - 1)  # what torch and llama.cpp take
+    stop: list[StopString] | None = Field(None, max_length=MAX_STOPS)
     repeat_penalty: float | None = Field(None, gt=0)
 
 
 class _Named(_Request):
-    model: str = ""
-    name: str | None = None  # older clients send "name"
+    model: ModelName = ""  # required: here or as "name"
+    name: ModelName | None = None  # older clients send "name"
 
     @model_validator(mode="after")
     def _model_from_name(self):
@@ -69,11 +77,11 @@ class ChatRequest(_Named):
 
 
 class EmbedRequest(_Named):
-    input: str | list[str] = ""
+    input: str | Annotated[list[NonEmpty], Field(min_length=1, max_length=2048)] = ""  # required, non-empty
     truncate: bool = True
     options: Options | None = None
     keep_alive: str | float | None = None
-    dimensions: int | None = None
+    dimensions: int | None = Field(None, ge=1)
 
 
 class LegacyEmbeddingsRequest(_Named):
@@ -95,11 +103,13 @@ class CreateRequest(_Named):
     adapters: dict | None = None
     quantize: str | None = None
     stream: bool = True
+    overwrite: bool = False  # xuetu extension: replace an existing model (the server must allow it)
 
 
 class CopyRequest(_Request):
-    source: str
-    destination: str
+    source: ModelName
+    destination: ModelName
+    overwrite: bool = False  # xuetu extension, as in CreateRequest
 
 
 class ShowRequest(_Named):

@@ -10,13 +10,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
 from xuetu import __version__, models
-from xuetu.errors import ModelNotFound, XuetuError
+from xuetu.errors import DownloadError, ModelNotFound, XuetuError
 from xuetu.models import store
 from xuetu.models.facts import describe
 from xuetu.serve.common import build_options, wants_wait
-from xuetu.serve.errors import ApiError, bad_request, model_not_found
+from xuetu.serve.errors import ApiError, bad_request, model_not_found, to_api_error
 from xuetu.serve.generation import collect, generate
-from xuetu.serve import rag
+from xuetu.serve import pools, rag
 from xuetu.serve.ollama import protocol as p
 
 router = APIRouter(prefix="/api")
@@ -200,8 +200,12 @@ async def show(body: p.ShowRequest):
 
 @router.post("/pull")
 async def pull(body: p.PullRequest):
-    if not body.model:
-        raise bad_request("model is required", "model")
+    from xuetu.models.imports import check_pull_name
+
+    try:
+        check_pull_name(body.model)
+    except XuetuError as e:
+        raise to_api_error(e, "model")
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue = asyncio.Queue()
     last = [0.0]
@@ -218,10 +222,12 @@ async def pull(body: p.PullRequest):
 
     async def run():
         try:
-            await asyncio.to_thread(models.pull, body.model, False, None, report)
+            await pools.run("heavy", models.pull, body.model, False, None, report)
             await queue.put({"status": "success"})
+        except DownloadError as e:  # only a hub that failed us is an upstream error; a bad name is the client's
+            await queue.put(ApiError(502, e.message))
         except XuetuError as e:
-            await queue.put(ApiError(404 if isinstance(e, ModelNotFound) else 502, e.message))
+            await queue.put(to_api_error(e, "model"))
         finally:
             await queue.put(None)
 
@@ -247,43 +253,41 @@ async def pull(body: p.PullRequest):
 
 
 @router.post("/create")
-async def create(body: p.CreateRequest):
-    if not body.model or not body.from_:
-        raise bad_request("model and from are required; from names an existing model or a local path")
-    if body.files or body.adapters or body.quantize or body.template:
-        raise bad_request("files, adapters, quantize and template are not supported; "
-                          "use from with a model name or a server-side path")
-    from pathlib import Path
+async def create(body: p.CreateRequest, request: Request):
+    from xuetu.models.imports import HTTP_FROM_HINT, create_from_request
 
-    overrides = {}
-    if body.system is not None:
-        overrides["system"] = body.system
+    if not body.model or not body.from_:
+        raise bad_request(f"model and from are required. {HTTP_FROM_HINT}")
+    if body.files or body.adapters or body.quantize or body.template:
+        raise bad_request(f"files, adapters, quantize and template are not supported. {HTTP_FROM_HINT}")
+    args = request.app.state.args
+    overrides = {"system": body.system} if body.system is not None else {}
     try:
-        if Path(body.from_).expanduser().exists():
-            if body.parameters:
-                overrides["params"] = body.parameters
-            await asyncio.to_thread(models.create, body.model, body.from_, None, False, overrides)
-        else:
-            src = _resolve(body.from_)
-            params = {**src.params, **(body.parameters or {})}
-            await asyncio.to_thread(store.copy, src.name, body.model, {**overrides, "params": params})
-    except ModelNotFound as e:
-        raise model_not_found(body.from_, e.hint)
+        await pools.run("heavy", create_from_request, body.model, body.from_, overrides, body.parameters,
+                        args.import_dir, args.max_import_bytes, _overwrite(body, args))
     except XuetuError as e:
-        raise bad_request(e.message)
+        raise to_api_error(e)
     lines = [{"status": "reading model metadata"}, {"status": "writing manifest"}, {"status": "success"}]
     if not body.stream:
         return lines[-1]
     return StreamingResponse((json.dumps(x) + "\n" for x in lines), media_type=NDJSON)
 
 
+def _overwrite(body, args) -> bool:
+    """Replace an existing model only when the request asks and the server allows it (--allow-overwrite)."""
+    if body.overwrite and not args.allow_overwrite:
+        raise ApiError(403, "this server does not let requests replace models", type="permission_error",
+                       code="not_allowed")
+    return bool(body.overwrite)
+
+
 @router.post("/copy")
-async def copy(body: p.CopyRequest):
+async def copy(body: p.CopyRequest, request: Request):
     src = _resolve(body.source)
     try:
-        await asyncio.to_thread(store.copy, src.name, body.destination)
+        await pools.run("heavy", store.copy, src.name, body.destination, None, _overwrite(body, request.app.state.args))
     except XuetuError as e:
-        raise bad_request(e.message)
+        raise to_api_error(e)
     return Response(status_code=200)
 
 
@@ -292,7 +296,7 @@ async def delete(body: p.DeleteRequest, request: Request):
     ref = _resolve(body.model)
     await request.app.state.manager.unload(ref.name)
     try:
-        await asyncio.to_thread(store.remove, ref.name)
+        await pools.run("heavy", store.remove, ref.name)
     except XuetuError as e:
         raise bad_request(e.message)
     return Response(status_code=200)

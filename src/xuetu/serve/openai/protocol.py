@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -19,8 +19,16 @@ class _Request(BaseModel):
     model_config = ConfigDict(extra="allow")  # unknown fields from newer clients are ignored, not refused
 
 
+# Constraints live on the fields, so /openapi.json tells clients (and fuzzers) what a handler accepts.
+ModelName = Annotated[str, Field(min_length=1, max_length=256, examples=["smollm2:135m"])]
+NonEmpty = Annotated[str, Field(min_length=1)]
+StopString = Annotated[str, Field(min_length=1, max_length=MAX_STOP_CHARS)]
+Stop = StopString | Annotated[list[StopString], Field(max_length=MAX_STOPS)]
+Seed = Annotated[int, Field(ge=-2**63, le=2**64 - 1)]  # what torch and llama.cpp take
+
+
 class ContentPart(BaseModel):
-    type: str
+    type: Literal["text"]  # xuetu's models read text
     text: str | None = None
 
 
@@ -32,8 +40,6 @@ class ChatMessage(BaseModel):
     def text(self) -> str:
         if self.content is None or isinstance(self.content, str):
             return self.content or ""
-        if any(p.type != "text" for p in self.content):
-            raise ValueError("only text content parts are supported")
         return "".join(p.text or "" for p in self.content)
 
 
@@ -48,11 +54,11 @@ class ResponseFormat(BaseModel):
 
 class _Sampling(_Request):
     frequency_penalty: float | None = Field(None, ge=-2, le=2)  # accepted, not applied
-    max_tokens: int | None = Field(None, ge=1)
-    n: int = Field(1, ge=1)
+    max_tokens: int | None = Field(None, ge=1)  # capped by the server's --max-tokens
+    n: int = Field(1, ge=1, le=1)  # one choice per request
     presence_penalty: float | None = Field(None, ge=-2, le=2)  # accepted, not applied
-    seed: int | None = None
-    stop: str | list[str] | None = None
+    seed: Seed | None = None
+    stop: Stop | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
     temperature: float | None = Field(None, ge=0, le=2)
@@ -65,18 +71,13 @@ class _Sampling(_Request):
     @field_validator("stop")
     @classmethod
     def _stop_list(cls, v):
-        if isinstance(v, str):
-            v = [v]
-        if v is not None and (len(v) > MAX_STOPS or any(not s or len(s) > MAX_STOP_CHARS for s in v)):
-            raise ValueError(f"stop takes at most {MAX_STOPS} non-empty strings of at most {MAX_STOP_CHARS} "
-                             "characters each")
-        return v
+        return [v] if isinstance(v, str) else v  # the limits are Stop's, declared in /openapi.json
 
 
 class ChatCompletionRequest(_Sampling):
     messages: list[ChatMessage] = Field(min_length=1)
-    model: str
-    logprobs: bool | None = None
+    model: ModelName
+    logprobs: Literal[False] | None = None  # not supported
     max_completion_tokens: int | None = Field(None, ge=1)
     response_format: ResponseFormat | None = None
     tools: list[dict] | None = None
@@ -84,17 +85,17 @@ class ChatCompletionRequest(_Sampling):
 
 
 class CompletionRequest(_Sampling):
-    model: str
-    prompt: str | list[str]
+    model: ModelName
+    prompt: str | Annotated[list[str], Field(min_length=1, max_length=1)]  # one prompt per request
     echo: bool = False
-    logprobs: int | None = None
-    suffix: str | None = None
+    logprobs: None = None  # not supported
+    suffix: Literal[""] | None = None  # not supported
 
 
 class EmbeddingRequest(_Request):
-    input: str | list[str]
-    model: str
-    dimensions: int | None = None
+    input: NonEmpty | Annotated[list[NonEmpty], Field(min_length=1, max_length=2048)]
+    model: ModelName
+    dimensions: int | None = Field(None, ge=1)
     encoding_format: Literal["float", "base64"] = "float"
     user: str | None = None
 

@@ -126,7 +126,39 @@ export function bytes(n) {
   return `${n.toFixed(n >= 10 || i === 0 ? 0 : 1)} ${units[i]}`;
 }
 
-/** Markdown to safe HTML: marked renders, DOMPurify removes anything that could run. */
+// What Markdown from a model (or a training report) may become: text formatting, lists, tables, code, links and
+// same-server images. No forms, inputs or buttons (a prompt-injected answer could show a fake login), no <style>
+// or style attributes (it could restyle the page), no SVG, media, frames or srcset (more ways to load things).
+const ALLOWED_TAGS = ["a", "abbr", "b", "blockquote", "br", "code", "dd", "del", "details", "div", "dl", "dt", "em",
+  "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "ins", "kbd", "li", "mark", "ol", "p", "pre", "q", "s", "small",
+  "span", "strong", "sub", "summary", "sup", "table", "tbody", "td", "tfoot", "th", "thead", "tr", "u", "ul"];
+const ALLOWED_ATTR = ["href", "src", "alt", "title", "align", "class", "start", "lang", "dir"];
+const SANITIZE = { ALLOWED_TAGS, ALLOWED_ATTR, ALLOW_DATA_ATTR: false, ALLOW_ARIA_ATTR: false };
+
+/** An image from this server or a data: URL; any other would tell a remote server what the page shows. */
+function sameOrigin(src) {
+  if (/^data:image\//i.test(src)) return true;
+  try { return new URL(src, window.location.href).origin === window.location.origin; } catch { return false; }
+}
+
+let hooked = false;
+function hook() {
+  window.DOMPurify.addHook("afterSanitizeAttributes", (node) => {
+    if (node.tagName === "IMG" && !sameOrigin(node.getAttribute("src") || "")) {
+      node.replaceWith(document.createTextNode(node.getAttribute("alt") || ""));  // the words stay, the request goes
+    }
+    if (node.tagName === "A") node.setAttribute("rel", "noopener noreferrer");
+  });
+  // The only class kept is a code block's language: the app's own classes could dress an answer up as its UI.
+  window.DOMPurify.addHook("uponSanitizeAttribute", (node, data) => {
+    if (data.attrName === "class" && !/^language-[\w+#.-]{1,40}$/.test(data.attrValue)) data.keepAttr = false;
+  });
+  hooked = true;
+}
+
+/** Markdown to safe HTML: marked renders, DOMPurify keeps only the tags above and removes anything that could
+ * run or load from elsewhere. The page's Content-Security-Policy blocks remote loads again if anything slips. */
 export function markdown(text) {
-  return window.DOMPurify.sanitize(window.marked.parse(text || "", { gfm: true, breaks: true }));
+  if (!hooked) hook();
+  return window.DOMPurify.sanitize(window.marked.parse(text || "", { gfm: true, breaks: true }), SANITIZE);
 }
