@@ -100,9 +100,10 @@ def copy_tree(src: Path, dst: Path) -> Path:
     return dst
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """Headless Chromium (Debian's), one per test session."""
+    """Headless Chromium (Debian's), one per test module. Not one per session: Playwright's sync API holds an
+    event loop on the main thread while it is open, and a later test's asyncio.run() would then refuse to start."""
     from playwright.sync_api import sync_playwright
 
     from helpers.browser import launch

@@ -60,8 +60,6 @@ def measure(url: str, model: str, others) -> float:
     return result["rate"]
 
 
-@pytest.mark.xfail(strict=False, reason="measured 151 against 204 tokens/s (74%) on 2 busy cores on 2026-12-05: "
-                   "/health held, the stream's share is under the 80% the issue asks; open in issue 22")
 def test_a_hostile_message_and_maximal_stop_strings_stall_nobody(serve, long_tiny):
     s = serve("--max-batch", "4")
     replies = {}
@@ -104,6 +102,8 @@ def test_a_hostile_message_and_maximal_stop_strings_stall_nobody(serve, long_tin
     attacked = measured([hostile, stops()], latencies)
     assert replies["stops"].status_code == 200 and replies["plain"].status_code == 200
     assert replies["hostile"].status_code in (200, 400), replies["hostile"].text  # answered, or too long for it
+    print(f"stream: {attacked:.1f} tokens/s under attack, {baseline:.1f} without ({attacked / baseline:.0%}); "
+          f"/health: {len(latencies)} polls, slowest {max(latencies) * 1000:.0f} ms")
     assert len(latencies) > 20 and max(latencies) < 0.1, sorted(latencies)[-5:]
     assert attacked >= 0.8 * baseline, (attacked, baseline)
 

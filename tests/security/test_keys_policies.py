@@ -23,10 +23,10 @@ keys:
 """
 
 
-def chat(server, messages, key=None, **extra):
+def chat(server, messages, key=None, model="tiny:latest", **extra):
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     return httpx.post(server.url + "/v1/chat/completions", headers=headers, timeout=120,
-                      json={"model": "tiny:latest", "max_tokens": 4, "messages": messages, **extra})
+                      json={"model": model, "max_tokens": 4, "messages": messages, **extra})
 
 
 def user(text):
@@ -55,8 +55,8 @@ def test_an_authenticated_key_keeps_its_policy(serve, sec_home):
     assert [chat(s, user("hi"), key=LENIENT).status_code for _ in range(4)] == [200] * 4
 
 
-def _refused_openai(server, messages):
-    r = chat(server, messages)
+def _refused_openai(server, messages, model="tiny:latest"):
+    r = chat(server, messages, model=model)
     assert r.status_code == 200, r.text
     return r.json()["choices"][0]["finish_reason"] == "content_filter"
 
@@ -95,7 +95,7 @@ def test_ordinary_conversations_still_pass(keyless):
                {"role": "assistant", "content": "LoRA trains small low-rank matrices.\n\n"
                                                 + refusal(["system_prompt_extraction"], "x", "output")},
                {"role": "user", "content": "Thanks, and what is a tokenizer?"}]
-    assert not _refused_openai(keyless, history)
+    assert not _refused_openai(keyless, history, model="smollm2:135m")  # the history outgrows tiny's 128 tokens
     r = httpx.post(keyless.url + "/api/generate", timeout=120, json={
         "model": "tiny:latest", "stream": False, "options": {"num_predict": 4}, "prompt": "What is 2+2?",
         "system": "You are a calculator."}).json()

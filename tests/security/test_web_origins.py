@@ -4,6 +4,7 @@ requests and what the operator allows still work."""
 
 from __future__ import annotations
 
+import http.client
 import os
 import subprocess
 import sys
@@ -85,9 +86,12 @@ def test_a_keyed_server_on_loopback_checks_too(serve):
     assert httpx.get(s.url + "/api/tags", headers={**auth, "Host": "evil.example"}).status_code == 403
     assert httpx.get(s.url + "/api/tags", headers={**auth, "Origin": "https://evil.example"}).status_code == 403
     assert httpx.get(s.url + "/api/tags", headers=auth).status_code == 200
-    # an empty bearer token never authenticates
-    assert httpx.get(s.url + "/api/tags", headers={"Authorization": "Bearer "}).status_code == 401
-    assert httpx.get(s.url + "/api/tags", headers={"Authorization": "Bearer   "}).status_code == 401
+    # an empty bearer token never authenticates (sent with http.client: httpx refuses a value ending in a space)
+    for value in ("Bearer ", "Bearer   ", "Bearer"):
+        conn = http.client.HTTPConnection("127.0.0.1", s.port, timeout=30)
+        conn.request("GET", "/api/tags", headers={"Authorization": value})
+        assert conn.getresponse().status == 401, repr(value)
+        conn.close()
 
 
 def test_a_keyed_server_on_the_network_leaves_host_to_its_proxy():

@@ -46,8 +46,8 @@ def serve_home(tmp_path_factory, tiny_dir, embedded_home):
 
 @pytest.fixture(scope="session")
 def server(serve_home):
-    """The main server: default limits, an API key."""
-    s = ServerProcess(serve_home, "--max-batch", "16", key=KEY).wait()
+    """The main server: default limits, an API key; training steps uncapped, so a run outlasts its cancel test."""
+    s = ServerProcess(serve_home, "--max-batch", "16", "--max-train-steps", "100000", key=KEY).wait()
     yield s
     s.stop()
 

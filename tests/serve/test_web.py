@@ -18,18 +18,23 @@ ARTIFACTS = BROWSER_ARTIFACTS
 FACT = ("# Zorblax\n\nThe capital city of Zorblax is Quenthar. Quenthar sits on the river Vell and is famous "
         "for its glass bridges.\n")
 
+# Playwright's wait_for_function evaluates its predicate with eval(), which the app's Content-Security-Policy
+# forbids. These tests check what the app does; the policy itself, and the app working under it, are checked in
+# tests/security/test_web_markup.py, whose browser keeps the policy.
+TEST_CSP = {"bypass_csp": True}
+
 
 @pytest.fixture(scope="module")
 def web(serve_home):
     """A server without an API key (the key is tested on its own below)."""
-    s = ServerProcess(serve_home).wait()
+    s = ServerProcess(serve_home, "--max-train-steps", "100000").wait()  # a run that outlasts its cancel test
     yield s
     s.stop()
 
 
 @pytest.fixture
 def page(browser, request):
-    context = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 860})
+    context = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 860}, **TEST_CSP)
     pg = context.new_page()
     errors = []
     pg.on("pageerror", lambda e: errors.append(str(e)))
@@ -253,7 +258,7 @@ def test_language_switch_and_chinese_by_default(page, web, browser):
     page.click("#lang-button")
     assert page.inner_text("#tab-models") == "Models"
 
-    zh = browser.new_context(locale="zh-CN")
+    zh = browser.new_context(locale="zh-CN", **TEST_CSP)
     try:
         p = zh.new_page()
         p.goto(web.url + "/")
@@ -275,7 +280,7 @@ def test_keyboard_focus_is_visible(page, web):
 
 
 def test_phone_width(browser, web):
-    context = browser.new_context(viewport={"width": 390, "height": 844}, locale="en-US", is_mobile=True)
+    context = browser.new_context(viewport={"width": 390, "height": 844}, locale="en-US", is_mobile=True, **TEST_CSP)
     try:
         p = context.new_page()
         p.goto(web.url + "/")
@@ -319,7 +324,7 @@ def test_the_app_asks_for_the_api_key(page, server):
 def test_the_web_app_shows_a_report(browser, serve_home, report_name):
     web = ServerProcess(serve_home).wait()
     try:
-        context = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 900})
+        context = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 900}, **TEST_CSP)
         page = context.new_page()
         errors = []
         page.on("pageerror", lambda e: errors.append(str(e)))

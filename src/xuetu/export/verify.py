@@ -61,10 +61,12 @@ class Report:
 
 def precision(gguf_file: Path) -> str:
     """The lowest-precision type among a GGUF's matrices (what decides how close it can be)."""
-    from gguf import GGUFReader
+    from gguf import GGMLQuantizationType
+
+    from xuetu.models.gguf_header import read_header
 
     order = ["Q4_0", "Q4_1", "Q8_0", "BF16", "F16", "F32"]
-    kinds = {t.tensor_type.name for t in GGUFReader(str(gguf_file)).tensors if len(t.shape) > 1}
+    kinds = {GGMLQuantizationType(t.type).name for t in read_header(gguf_file).tensors if len(t.shape) > 1}
     return next((k for k in order if k in kinds), sorted(kinds)[0] if kinds else "F32")
 
 

@@ -55,37 +55,30 @@ def safetensors_parameters(folder: Path) -> int:
 
 
 def gguf_facts(path: Path) -> dict:
-    """Architecture, parameters, context, template and quantisation of a GGUF file (cached: reading takes seconds)."""
+    """Architecture, parameters, context, template and quantisation of a GGUF file, from its header."""
     st = Path(path).stat()
     return dict(_gguf_facts_cached(str(path), st.st_size, st.st_mtime_ns))
 
 
 @lru_cache(maxsize=32)
 def _gguf_facts_cached(path: str, size: int, mtime_ns: int) -> dict:
-    from gguf import GGUFReader, LlamaFileType
+    from gguf import LlamaFileType
 
-    reader = GGUFReader(path, "r")
+    from xuetu.models.gguf_header import read_header
 
-    def field_value(key):
-        f = reader.fields.get(key)
-        if f is None or not f.data:
-            return None
-        part = f.parts[f.data[0]]
-        if f.types and f.types[0].name == "STRING":
-            return bytes(part).decode("utf-8", errors="replace")
-        return part.tolist()[0] if hasattr(part, "tolist") else part
-
-    arch = field_value("general.architecture")
-    ftype = field_value("general.file_type")
+    header = read_header(path)
+    meta = header.fields
+    arch = meta.get("general.architecture")
+    ftype = meta.get("general.file_type")
     try:
         quant = LlamaFileType(ftype).name.removeprefix("MOSTLY_") if ftype is not None else None
     except ValueError:
         quant = str(ftype)
     return {
         "architecture": arch,
-        "parameters": sum(int(t.n_elements) for t in reader.tensors),
-        "context_length": field_value(f"{arch}.context_length"),
-        "chat_template": field_value("tokenizer.chat_template") is not None,
+        "parameters": sum(t.n_elements for t in header.tensors),
+        "context_length": meta.get(f"{arch}.context_length"),
+        "chat_template": meta.get("tokenizer.chat_template") is not None,
         "quantization": quant,
     }
 

@@ -166,10 +166,16 @@ class Guard:
         """Check every turn, whatever its role: a jailbreak works from a system, developer, assistant or tool turn
         as well as from a user's. Left out: a `trusted` text (the operator's system prompt, the server's own
         instructions) that begins or ends a system turn, and this server's refusal that ends an assistant turn.
+        A user turn this server refused (the next turn is only its refusal) that would be refused again is taken
+        out of the conversation with its refusal: the model never sees it, and the rest of the chat goes on.
         Masked turns replace the originals."""
         worst, new, findings, actions = "pass", [], [], {}
-        for m in messages:
+        refused = _refused_turns(messages)
+        for i, m in enumerate(messages):
             content = m.get("content")
+            if i - 1 in refused and new and new[-1] is None:  # the refusal of a turn taken out
+                new.pop()
+                continue
             if not isinstance(content, str):
                 new.append(m)
                 continue
@@ -178,6 +184,9 @@ class Guard:
                 new.append(m)
                 continue
             v = self.check(body, "user", key)
+            if v.blocked and i in refused:
+                new.append(None)  # taken out, with the refusal that follows it
+                continue
             findings += v.findings
             actions.update(v.actions)
             if SEVERITY.get(v.action, -1) > SEVERITY.get(worst, -1):
@@ -245,6 +254,20 @@ def _own_parts(text: str, role, trusted) -> tuple[str, str, str]:
         found = _REFUSAL_AT_END.search(text)
         tail = text[found.start():] if found else ""
     return head, text[len(head):len(text) - len(tail)], tail
+
+
+def _refused_turns(messages: list[dict]) -> set[int]:
+    """Indexes of user turns answered by nothing but this server's refusal of a request."""
+    out = set()
+    for i in range(len(messages) - 1):
+        user, answer = messages[i], messages[i + 1]
+        text = answer.get("content")
+        if user.get("role") == "user" and answer.get("role") == "assistant" and isinstance(text, str):
+            text = text.strip()
+            found = _REFUSAL_AT_END.search(text)
+            if found and found.start() == 0 and text.startswith(("Sorry, this request", "抱歉，这个请求")):
+                out.add(i)
+    return out
 
 
 def _disjoint(cut: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:

@@ -16,7 +16,7 @@ from xuetu import __version__
 from xuetu.home import xuetu_home
 from xuetu.serve import health, origins, web
 from xuetu.serve.args import ServeArgs
-from xuetu.serve.errors import ApiError, api_error_handler, error_response
+from xuetu.serve.errors import ApiError, api_error_handler, describe_validation, error_response
 from xuetu.serve.manager import ModelManager
 from xuetu.serve.metrics import Metrics
 from xuetu.serve.middleware import BearerAuth, BodyLimit, Deadline, Observe, access_log
@@ -40,12 +40,7 @@ def _setup_access_log() -> None:
 
 
 async def _validation_error(request: Request, exc: RequestValidationError):
-    first = exc.errors()[0] if exc.errors() else {}
-    where = ".".join(str(x) for x in first.get("loc", ()) if x != "body")
-    if first.get("type") == "json_invalid":
-        message = "the request body is not valid JSON"
-    else:
-        message = f"{where}: {first.get('msg', 'invalid value')}" if where else first.get("msg", "invalid request")
+    where, message = describe_validation(exc.errors())
     return error_response(request.url.path, 400, message, code="invalid_request", param=where or None)
 
 

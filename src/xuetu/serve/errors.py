@@ -66,6 +66,34 @@ def to_api_error(e: Exception, param: str | None = None) -> ApiError:
     return bad_request(message, param)
 
 
+def _field_path(loc) -> str:
+    """`body.stop.list[constrained-str].0` -> `stop.0`: the request's own names, without pydantic's union branch tags."""
+    def tag(x) -> bool:
+        return isinstance(x, str) and (x == "body" or any(c in x for c in "[-") or x[:1].isupper()
+                                       or x in ("str", "int", "float", "bool", "list", "dict"))
+    return ".".join(str(x) for x in loc if not tag(x))
+
+
+def describe_validation(errors: list[dict]) -> tuple[str, str]:
+    """The one error worth telling a client about, as (field, message). In a union (a string or a list of
+    strings), the branch that had the right type says what is wrong, not the branch whose type did not fit."""
+    if not errors:
+        return "", "invalid request"
+    if errors[0].get("type") == "json_invalid":
+        return "", "the request body is not valid JSON"
+    meaningful = [e for e in errors if not str(e.get("type", "")).endswith("_type")]
+    if meaningful:
+        first = meaningful[0]
+        message = first.get("msg", "invalid value")
+    else:  # no branch had the right type: name every type that would do
+        first = errors[0]
+        here = [e for e in errors if _field_path(e.get("loc", ())) == _field_path(first.get("loc", ()))]
+        kinds = list(dict.fromkeys(e.get("msg", "").removeprefix("Input should be ") for e in here))
+        message = "Input should be " + " or ".join(kinds)
+    where = _field_path(first.get("loc", ()))
+    return where, f"{where}: {message}" if where else message
+
+
 def is_openai_path(path: str) -> bool:
     return path.startswith("/v1/") or path == "/v1"
 

@@ -144,7 +144,8 @@ function sameOrigin(src) {
 let hooked = false;
 function hook() {
   window.DOMPurify.addHook("afterSanitizeAttributes", (node) => {
-    if (node.tagName === "IMG" && !sameOrigin(node.getAttribute("src") || "")) {
+    const src = node.getAttribute("src");
+    if (node.tagName === "IMG" && (!src || !sameOrigin(src))) {  // no src left (a srcset was taken): nothing to show
       node.replaceWith(document.createTextNode(node.getAttribute("alt") || ""));  // the words stay, the request goes
     }
     if (node.tagName === "A") node.setAttribute("rel", "noopener noreferrer");
