@@ -68,6 +68,7 @@ def test_a_small_made_file_reads_back(tmp_path):
     (_gguf(n_fields=2**62), "damaged"),
     (_gguf(_string("k") + struct.pack("<I", 77), 1), "unknown value type 77"),
     (_gguf(tail=_string("w") + struct.pack("<I", 999), n_tensors=1), "999 dimensions"),
+    (_gguf(_string("k") + struct.pack("<I", 9) + struct.pack("<IQ", 9, 1) * 5000, 1), "nested more than 8 deep"),
 ])
 def test_a_damaged_file_is_named_with_what_is_wrong(tmp_path, content, words):
     path = tmp_path / "broken.gguf"

@@ -20,6 +20,7 @@ MAGIC = b"GGUF"
 STRING, ARRAY = 8, 9
 SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
 MAX_DIMS = 8
+MAX_NESTING = 8  # arrays of arrays: a damaged or hostile file could nest them until the stack runs out
 
 
 class NotGGUF(XuetuError):
@@ -78,7 +79,9 @@ class _Cursor:
             raise NotGGUF(f"unknown value type {kind} in the header")
         return self.take(SCALARS[kind])
 
-    def skip_array(self, kind: int, count: int) -> None:
+    def skip_array(self, kind: int, count: int, depth: int = 0) -> None:
+        if depth > MAX_NESTING:
+            raise NotGGUF(f"arrays nested more than {MAX_NESTING} deep: the header is damaged")
         if kind in SCALARS:
             self.at += struct.calcsize(SCALARS[kind]) * count
         elif kind == STRING:
@@ -86,7 +89,7 @@ class _Cursor:
                 self.string(decode=False)
         elif kind == ARRAY:
             for _ in range(count):
-                self.skip_array(self.take("I"), self.take("Q"))
+                self.skip_array(self.take("I"), self.take("Q"), depth + 1)
         else:
             raise NotGGUF(f"unknown array type {kind} in the header")
         if self.at > len(self.buf):
