@@ -14,6 +14,7 @@ family turns them into its status codes and bodies in `serve/<family>/errors.py`
       NotAllowed          the settings forbid it here (a path, a URL, an overwrite over HTTP)
       TooLarge            more than a limit allows (a text, an upload)
       Busy                at capacity now; retry after `retry_after` seconds
+        RateLimited       this caller asks for more than it may now (a full model queue, a spent quota)
       Unavailable         the work cannot be done at all now (not enough memory, a load failed)
         DownloadError     a network or checksum failure while pulling a model
 
@@ -71,6 +72,14 @@ class ModelNotFound(NotFound):
 
     code = "model_not_found"
 
+    def __init__(self, message: str, hint: str | None = None, *, name: str | None = None,
+                 suggestions: list[str] | tuple[str, ...] = (), code: str | None = None, param: str | None = None):
+        super().__init__(message, hint, code=code, param=param)
+        self.name = name
+        """The name asked for."""
+        self.suggestions = list(suggestions)
+        """Known names close to it."""
+
 
 class ModelNotPulled(ModelNotFound):
     """A model xuetu knows by name (an alias) that is not in the store yet."""
@@ -103,6 +112,12 @@ class Busy(XuetuError):
                  code: str | None = None, param: str | None = None):
         super().__init__(message, hint, code=code, param=param)
         self.retry_after = retry_after
+
+
+class RateLimited(Busy):
+    """This caller asks for more than it may right now: a full queue for one model, a spent daily quota."""
+
+    code = "rate_limited"
 
 
 class Unavailable(XuetuError):

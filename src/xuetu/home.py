@@ -7,6 +7,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from xuetu.errors import NotAllowed
+
 
 def xuetu_home() -> Path:
     """The state directory; created on first use."""
@@ -15,12 +17,16 @@ def xuetu_home() -> Path:
     return home
 
 
+class OutsideRoot(NotAllowed, PermissionError):
+    """A path that leads out of the folder it must stay in (a name with `..`, a symlink out)."""
+
+
 def inside(root: Path, path: Path) -> Path:
-    """Return `path` resolved, or raise if it is not strictly inside `root`."""
+    """Return `path` resolved, or raise OutsideRoot if it is not strictly inside `root`."""
     root = root.resolve()
     resolved = path.resolve()
     if resolved == root or root not in resolved.parents:
-        raise PermissionError(f"refusing to touch {resolved}: it is outside {root}")
+        raise OutsideRoot(f"refusing to touch {resolved}: it is outside {root}")
     return resolved
 
 

@@ -145,7 +145,7 @@ def test_cli_run_int8(tiny):
 
 def test_serve_loads_int8_and_ps_reports_measured_size(tiny):
     from xuetu.serve.args import ServeArgs
-    from xuetu.serve.manager import ModelManager
+    from xuetu.runtime.manager import ModelManager
 
     async def sizes(quant):
         manager = ModelManager(ServeArgs(quant=quant))

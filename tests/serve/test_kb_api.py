@@ -44,7 +44,7 @@ def test_manage(api, server):
     assert api.post("/v1/kb/apikb/query", json={"query": "", "k": 1}).status_code == 400
     assert api.post("/v1/kb", json={"name": "apikb"}).status_code == 409
     missing = api.get("/v1/kb/nope")
-    assert missing.status_code == 404 and "knowledge base 'nope' not found" in missing.json()["error"]["message"]
+    assert missing.status_code == 404 and "no knowledge base named 'nope'" in missing.json()["error"]["message"]
     assert httpx.get(server.url + "/v1/kb").status_code == 401  # the same auth as every other route
 
 
@@ -79,4 +79,4 @@ def test_ollama_chat_with_kb(api, ollama_client):
     assert lines[-1]["done"] and lines[-1]["citations"][0]["source"] == "lora.md"  # ...the final line has them
     assert all("citations" not in line for line in lines[:-1])
     unknown = api.post("/api/chat", json={"model": "smollm2:135m", "kb": "nope", "messages": ASK})
-    assert unknown.status_code == 404 and "knowledge base 'nope' not found" in unknown.json()["error"]
+    assert unknown.status_code == 404 and "no knowledge base named 'nope'" in unknown.json()["error"]

@@ -9,6 +9,7 @@ import click
 
 from xuetu import models
 from xuetu.engines.base import GenerateOptions
+from xuetu.runtime.options import generation_options
 from xuetu.models.facts import human_bytes
 
 
@@ -118,9 +119,8 @@ def run(name, prompt, temperature, top_p, top_k, max_tokens, seed, stop, repeat_
     """
     ref = models.resolve(name, pull_missing=True)
     system = system or ref.system  # a model created with a system prompt uses it by default
-    opts = GenerateOptions.build(ref.params, temperature=temperature, top_p=top_p, top_k=top_k,
-                                 max_tokens=max_tokens, seed=seed, stop=list(stop) or None,
-                                 repeat_penalty=repeat_penalty)
+    opts = generation_options(ref.params, temperature=temperature, top_p=top_p, top_k=top_k, max_tokens=max_tokens,
+                              seed=seed, stop=stop, repeat_penalty=repeat_penalty)
     if prompt is None and not sys.stdin.isatty():
         prompt = sys.stdin.read().strip()
         if not prompt:

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from typing import Protocol, runtime_checkable
 
-from xuetu.errors import XuetuError
+from xuetu.errors import BadInput
 
 Messages = list[dict]
 
@@ -67,16 +67,16 @@ class GenerateOptions:
         ]
         for name, ok, what in checks:
             if not ok or isinstance(getattr(self, name), bool):
-                raise XuetuError(f"{name} must be {what}, got {getattr(self, name)!r}")
+                raise BadInput(f"{name} must be {what}, got {getattr(self, name)!r}", param=name)
         if isinstance(self.stop, str):
             self.stop = [self.stop]
         if not isinstance(self.stop, list) or not all(isinstance(s, str) and s for s in self.stop):
-            raise XuetuError("stop must be a list of non-empty strings")
+            raise BadInput("stop must be a list of non-empty strings", param="stop")
         if len(self.stop) > MAX_STOPS or any(len(s) > MAX_STOP_CHARS for s in self.stop):
-            raise XuetuError(f"stop takes at most {MAX_STOPS} strings of at most {MAX_STOP_CHARS} characters each, "
-                             f"got {len(self.stop)} (longest {max(map(len, self.stop))} characters)")
+            raise BadInput(f"stop takes at most {MAX_STOPS} strings of at most {MAX_STOP_CHARS} characters each, "
+                           f"got {len(self.stop)} (longest {max(map(len, self.stop))} characters)", param="stop")
         if self.format not in (None, "json") and not isinstance(self.format, dict):
-            raise XuetuError(f'format must be "json" or a JSON schema object, got {self.format!r}')
+            raise BadInput(f'format must be "json" or a JSON schema object, got {self.format!r}', param="format")
 
     @classmethod
     def build(cls, model_params: dict | None = None, **overrides) -> "GenerateOptions":

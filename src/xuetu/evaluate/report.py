@@ -9,7 +9,7 @@ import re
 import time
 from pathlib import Path
 
-from xuetu.errors import XuetuError
+from xuetu.errors import NotFound, XuetuError
 from xuetu.evaluate.doc import Doc
 from xuetu.evaluate.scoring import LABELS
 from xuetu.home import atomic_write_json, atomic_write_text, inside, xuetu_home
@@ -34,10 +34,10 @@ def new_folder(*parts: str) -> Path:
 
 def folder(name: str) -> Path:
     if not re.fullmatch(r"[A-Za-z0-9._-]+", name or "") or name == "cache":
-        raise XuetuError(f"no evaluation report named {name!r}")
+        raise NotFound(f"no evaluation report named {name!r}")
     path = inside(evals_root(), evals_root() / name)
     if not (path / "report.json").is_file():
-        raise XuetuError(f"no evaluation report named {name!r}", "See `xuetu eval --list` or GET /v1/evals.")
+        raise NotFound(f"no evaluation report named {name!r}", "See `xuetu eval --list` or GET /v1/evals.")
     return path
 
 

@@ -36,11 +36,12 @@ def _strip_hub_prefix(name: str) -> str:
 def _not_found(name: str) -> ModelNotFound:
     if hit := aliases.lookup(name):  # a name xuetu knows, just not in this store yet
         return ModelNotPulled(f"model {name!r} is not pulled yet",
-                             f"Pull it first: `xuetu pull {hit[0]}` (or POST /api/pull with the name).")
+                             f"Pull it first: `xuetu pull {hit[0]}` (or POST /api/pull with the name).", name=name)
     known = sorted({r.name for r in store.list_models()} | set(aliases.ALIASES))
     near = [n for n in closest(name, known) if n != name]
     hint = f"Did you mean {' or '.join(near)}? " if near else ""
-    return ModelNotFound(f"model {name!r} not found", hint + "See `xuetu list`, or pull one with `xuetu pull NAME`.")
+    return ModelNotFound(f"model {name!r} not found", hint + "See `xuetu list`, or pull one with `xuetu pull NAME`.",
+                         name=name, suggestions=near)
 
 
 def _embedded(hit: tuple[str, aliases.Alias] | None) -> bool:

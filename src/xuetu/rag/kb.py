@@ -24,7 +24,7 @@ from pathlib import Path
 
 import orjson
 
-from xuetu.errors import XuetuError
+from xuetu.errors import Conflict, NotFound, XuetuError
 from xuetu.home import atomic_write_json, xuetu_home
 
 _NAME = re.compile(r"^[A-Za-z0-9\u4e00-\u9fff][A-Za-z0-9_.\-\u4e00-\u9fff]{0,63}$")
@@ -120,8 +120,8 @@ class KnowledgeBase:
         if len(hits) == 1:
             return hits[0]
         if not hits:
-            raise XuetuError(f"knowledge base {self.name!r} has no document {doc!r}",
-                             f"See its documents with: xuetu kb show {self.name}")
+            raise NotFound(f"knowledge base {self.name!r} has no document {doc!r}",
+                           f"See its documents with: xuetu kb show {self.name}")
         raise XuetuError(f"{doc!r} matches several documents: {', '.join(sorted(hits))}", "Give the full name.")
 
     # -- the parts, opened on first use -----------------------------------------------------------
@@ -254,7 +254,8 @@ def create(name: str, embedder: str | None = None, store: str = DEFAULT_STORE, l
         raise XuetuError(f"overlap must be an integer in [0, chunk size), got {overlap!r}")
     path = kb_root() / name
     if (path / "manifest.json").exists():
-        raise XuetuError(f"knowledge base {name!r} already exists", f"Add to it with: xuetu kb add {name} PATHS...")
+        raise Conflict(f"knowledge base {name!r} already exists", f"Add to it with: xuetu kb add {name} PATHS...",
+                       code="kb_exists")
     emb = load_embedder(embedder or DEFAULT_EMBEDDER)  # fails early, before anything is written
     if reranker:
         from xuetu.rag.rerank import load_reranker
@@ -274,8 +275,9 @@ def open_kb(name: str) -> KnowledgeBase:
     path = kb_root() / name
     if not (path / "manifest.json").is_file():
         known = list_names()
-        raise XuetuError(f"no knowledge base named {name!r}",
-                         f"Known: {', '.join(known)}." if known else f"Create one with: xuetu kb create {name}")
+        raise NotFound(f"no knowledge base named {name!r}",
+                       f"Known: {', '.join(known)}." if known else f"Create one with: xuetu kb create {name}",
+                       code="kb_not_found", param="kb")
     return KnowledgeBase(path, orjson.loads((path / "manifest.json").read_bytes()))
 
 

@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from xuetu.errors import XuetuError
+from xuetu.errors import TooLarge
 from xuetu.safety import pii
 from xuetu.safety.policy import SEVERITY, Policy
 from xuetu.safety.rules import Finding, load_rules, match
@@ -43,7 +43,7 @@ MAX_CHARS = 262_144
 """The longest text the guard inspects; a longer one is refused (TextTooLong) rather than passed unread."""
 
 
-class TextTooLong(XuetuError):
+class TextTooLong(TooLarge):
     """A text longer than the guard inspects."""
 
 

@@ -15,9 +15,10 @@ from fastapi.exceptions import RequestValidationError
 from xuetu import __version__
 from xuetu.home import xuetu_home
 from xuetu.serve import health, origins, web
+from xuetu.errors import XuetuError
+from xuetu.runtime.manager import ModelManager
 from xuetu.serve.args import ServeArgs
 from xuetu.serve.errors import ApiError, api_error_handler, describe_validation, error_response
-from xuetu.serve.manager import ModelManager
 from xuetu.serve.metrics import Metrics
 from xuetu.serve.middleware import BearerAuth, BodyLimit, Deadline, Observe, access_log
 from xuetu.serve.origins import HostOriginCheck
@@ -84,6 +85,8 @@ def create_app(args: ServeArgs | None = None) -> FastAPI:
     app.state.usage = Usage()
 
     app.add_exception_handler(ApiError, api_error_handler)
+    app.add_exception_handler(XuetuError, api_error_handler)  # every domain error, mapped once (serve/errors.py)
+    app.add_exception_handler(Exception, api_error_handler)  # a bug: 500 in the family's shape, logged
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.include_router(health.router)
     app.include_router(openai_router)

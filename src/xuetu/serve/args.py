@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field
 
 from xuetu.errors import XuetuError
+from xuetu.runtime.settings import parse_duration
 
 
 def _total_memory() -> int:
@@ -13,42 +14,6 @@ def _total_memory() -> int:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
         return 8 * 1024**3
-
-
-def parse_duration(value) -> float | None:
-    """Ollama's keep_alive: "5m", "1h30m", "30s", a number of seconds; negative means forever (None)."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise XuetuError(f"invalid duration {value!r}")
-    if isinstance(value, (int, float)):
-        return None if value < 0 else float(value)
-    text = str(value).strip().lower()
-    try:
-        seconds = float(text)
-        return None if seconds < 0 else seconds
-    except ValueError:
-        pass
-    units = {"h": 3600, "m": 60, "s": 1, "ms": 0.001}
-    total, number = 0.0, ""
-    i = 0
-    negative = text.startswith("-")
-    text = text.lstrip("-")
-    while i < len(text):
-        ch = text[i]
-        if ch.isdigit() or ch == ".":
-            number += ch
-            i += 1
-            continue
-        unit = "ms" if text[i:i + 2] == "ms" else ch
-        if unit not in units or not number:
-            raise XuetuError(f"invalid duration {value!r}", 'Use forms like "30s", "5m", "1h", 0 or -1.')
-        total += float(number) * units[unit]
-        number = ""
-        i += len(unit)
-    if number:
-        raise XuetuError(f"invalid duration {value!r}: a number needs a unit", 'Use forms like "30s", "5m", "1h".')
-    return None if negative else total
 
 
 def _env_list(name: str) -> list[str]:

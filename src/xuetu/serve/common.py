@@ -6,18 +6,7 @@ import re
 
 from fastapi import Request
 
-from xuetu.engines.base import GenerateOptions
-from xuetu.errors import XuetuError
-from xuetu.serve.errors import ApiError
-
 
 def wants_wait(request: Request) -> bool:
     """False when the client sent `Prefer: wait=0` (RFC 7240): answer 503 instead of waiting for a load."""
     return not re.search(r"\bwait\s*=\s*0\b", request.headers.get("prefer", ""))
-
-
-def build_options(model_params: dict, **given) -> GenerateOptions:
-    try:
-        return GenerateOptions.build(model_params, **given)
-    except XuetuError as e:
-        raise ApiError(400, e.message)

@@ -1,10 +1,18 @@
-"""API errors, shaped per family: OpenAI's {"error": {message, type, code, param}} under /v1,
-Ollama's {"error": "..."} elsewhere."""
+"""Errors at the HTTP edge: the one mapping of domain errors (xuetu.errors) to status codes and error codes
+(`to_api_error`), bodies in the shape of the API family that owns the path (openai/errors.py under /v1,
+ollama/errors.py elsewhere), and the app's exception handler. Routes raise domain errors; nothing here
+reads an error's text to decide what it is."""
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import Request
 from fastapi.responses import JSONResponse
+
+from xuetu.errors import XuetuError
+
+log = logging.getLogger("xuetu.serve")
 
 
 DEFAULT_CODES = {400: "invalid_request", 401: "invalid_api_key", 404: "not_found", 413: "request_too_large",
@@ -41,29 +49,56 @@ def raw_body(description: str) -> dict:
                             "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}
 
 
-def bad_request(message: str, param: str | None = None) -> ApiError:
-    return ApiError(400, message, code="invalid_request", param=param)
+# The one mapping of domain errors to HTTP, most specific first: (type, status, error type)
+STATUS: list[tuple[type, int, str]] = []
 
 
-def model_not_found(name: str, hint: str | None = None) -> ApiError:
-    msg = f"model '{name}' not found" + (f". {hint}" if hint else "")
-    return ApiError(404, msg, code="model_not_found", param="model")
+def _statuses() -> list[tuple[type, int, str]]:
+    if not STATUS:
+        from xuetu.errors import (BadInput, Busy, Conflict, DownloadError, NotAllowed, NotFound, RateLimited,
+                                  TooLarge, Unavailable)
+
+        STATUS.extend([
+            (BadInput, 400, "invalid_request_error"),
+            (NotFound, 404, "invalid_request_error"),
+            (Conflict, 409, "invalid_request_error"),
+            (NotAllowed, 403, "permission_error"),
+            (TooLarge, 413, "invalid_request_error"),
+            (RateLimited, 429, "rate_limit_error"),  # this caller: too much at once, or too much today
+            (Busy, 503, "server_error"),  # the server as a whole: loading, or every slot in use
+            (DownloadError, 502, "upstream_error"),  # a hub that failed us
+            (Unavailable, 503, "server_error"),
+        ])
+    return STATUS
 
 
 def to_api_error(e: Exception, param: str | None = None) -> ApiError:
-    """The one mapping of domain errors to HTTP: not found 404, conflict 409, not allowed 403, the rest 400."""
-    from xuetu.errors import Conflict, ModelNotFound, NotAllowed
+    """A domain error as HTTP: its status, error type and code by its type alone, the message with its hint.
+    Anything that is not a domain error is a bug: 500, named by its type (its text may say too much)."""
+    from xuetu.errors import ModelNotFound, XuetuError
 
-    message, hint = e.message, getattr(e, "hint", None)
-    if hint:
-        message += ("" if message.endswith((".", "?", "!")) else ".") + " " + hint
-    if isinstance(e, ModelNotFound):
-        return ApiError(404, message, code="model_not_found", param=param)
-    if isinstance(e, Conflict):
-        return ApiError(409, message, code="conflict", param=param)
-    if isinstance(e, NotAllowed):
-        return ApiError(403, message, type="permission_error", code="not_allowed", param=param)
-    return bad_request(message, param)
+    if isinstance(e, ApiError):
+        return e
+    if not isinstance(e, XuetuError):
+        return ApiError(500, f"internal error ({type(e).__name__}); see the server log", type="server_error")
+    status, kind = 400, "invalid_request_error"  # a plain XuetuError is bad input
+    for cls, s, k in _statuses():  # the most specific match wins
+        if isinstance(e, cls):
+            status, kind = s, k
+            break
+    message = _model_message(e) if isinstance(e, ModelNotFound) and e.name else e.full()
+    headers = {"Retry-After": str(max(1, round(e.retry_after)))} if hasattr(e, "retry_after") else None
+    return ApiError(status, message, type=kind, code=e.code, param=e.param or param, headers=headers)
+
+
+def _model_message(e) -> str:
+    """Ollama's words for a model that is not there; a near name when one is close."""
+    from xuetu.errors import ModelNotPulled
+
+    if isinstance(e, ModelNotPulled):
+        return f"model '{e.name}' not found, try pulling it first (POST /api/pull, or `xuetu pull {e.name}`)"
+    near = f". Did you mean {' or '.join(e.suggestions)}?" if e.suggestions else ""
+    return f"model '{e.name}' not found{near}"
 
 
 def _field_path(loc) -> str:
@@ -98,14 +133,29 @@ def is_openai_path(path: str) -> bool:
     return path.startswith("/v1/") or path == "/v1"
 
 
+def error_body(request_path: str, message: str, type: str = "invalid_request_error", code: str | None = None,
+               param: str | None = None) -> dict:
+    """The body in the shape of the API family that owns the path: OpenAI's under /v1, Ollama's elsewhere."""
+    from xuetu.serve.ollama.errors import error_body as ollama
+    from xuetu.serve.openai.errors import error_body as openai
+
+    return (openai if is_openai_path(request_path) else ollama)(message, type, code, param)
+
+
 def error_response(request_path: str, status: int, message: str, type: str = "invalid_request_error",
                    code: str | None = None, param: str | None = None, headers: dict | None = None) -> JSONResponse:
-    if is_openai_path(request_path):
-        body = {"error": {"message": message, "type": type, "param": param, "code": code}}
-    else:
-        body = {"error": message}
-    return JSONResponse(body, status_code=status, headers=headers)
+    return JSONResponse(error_body(request_path, message, type, code, param), status_code=status, headers=headers)
 
 
-async def api_error_handler(request: Request, exc: ApiError) -> JSONResponse:
-    return error_response(request.url.path, exc.status, exc.message, exc.type, exc.code, exc.param, exc.headers)
+def stream_error(request_path: str, e: Exception) -> dict:
+    """What a stream sends in place of the rest of its answer when it fails part-way."""
+    err = to_api_error(e)
+    return error_body(request_path, err.message, err.type, err.code, err.param)
+
+
+async def api_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """The app's handler for ApiError, every domain error and anything else a route lets through."""
+    if not isinstance(exc, ApiError | XuetuError):
+        log.exception("unhandled error on %s", request.url.path, exc_info=exc)
+    err = to_api_error(exc)
+    return error_response(request.url.path, err.status, err.message, err.type, err.code, err.param, err.headers)

@@ -15,8 +15,7 @@ import json
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from xuetu.errors import XuetuError
-from xuetu.serve.errors import ApiError
+from xuetu.errors import NotFound
 
 router = APIRouter(prefix="/v1")
 
@@ -26,8 +25,8 @@ async def _folder(name: str):
 
     try:
         return await asyncio.to_thread(report.folder, name)
-    except (XuetuError, PermissionError):
-        raise ApiError(404, f"no evaluation report named {name!r}", code="not_found")
+    except PermissionError:  # a name leading out of the reports folder names no report
+        raise NotFound(f"no evaluation report named {name!r}") from None
 
 
 @router.get("/evals")
@@ -46,7 +45,7 @@ async def get_eval(name: str):
 @router.get("/evals/{name}/report.{kind}")
 async def get_eval_page(name: str, kind: str):
     if kind not in ("html", "md"):
-        raise ApiError(404, f"a report is served as report.html or report.md, not report.{kind}", code="not_found")
+        raise NotFound(f"a report is served as report.html or report.md, not report.{kind}")
     path = await _folder(name)
     media = "text/html; charset=utf-8" if kind == "html" else "text/markdown; charset=utf-8"
     # the page is ours but shows model output: no scripts may run in it, whoever opens it

@@ -1,5 +1,9 @@
-"""What both API families do to generate: encode the prompt, check limits, queue the request,
-stream its chunks and record timings and metrics. Routers only translate shapes."""
+"""What both API families do to generate: encode the prompt, check limits and the guard, queue the request,
+stream its chunks and record timings and metrics. Routers only translate shapes.
+
+Everything a generation depends on is passed in: the lease on the model, the options (runtime.options), and
+a `Serving` with the request's guard and the server's metrics. Errors known before the first token are raised
+as domain errors, which the app maps to each API family's status and body (serve/errors.py)."""
 
 from __future__ import annotations
 
@@ -9,11 +13,26 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from xuetu.engines.base import Chunk, GenerateOptions
-from xuetu.errors import ContextTooLong, XuetuError
-from xuetu.safety.guard import TextTooLong
-from xuetu.serve.errors import ApiError
-from xuetu.serve.manager import Lease
-from xuetu.serve.runner import GenRequest, QueueFull, stream
+from xuetu.errors import BadInput, ContextTooLong
+from xuetu.runtime.manager import Lease
+from xuetu.runtime.runner import GenRequest, stream
+from xuetu.serve import guarding, pools
+from xuetu.serve.guarding import RequestGuard
+from xuetu.serve.metrics import Metrics
+
+
+@dataclass
+class Serving:
+    """What a generation needs from the server around it."""
+
+    metrics: Metrics
+    guard: RequestGuard | None = None
+    """The request's guard, rate limit and quota (None: unguarded)."""
+
+
+def serving(request) -> Serving:
+    """The Serving for a FastAPI request: the app's metrics and the guard GuardMiddleware noted for it."""
+    return Serving(request.app.state.metrics, guarding.of(request))
 
 
 @dataclass
@@ -41,20 +60,6 @@ class Timing:
         return (self.end or time.perf_counter()) - self.start
 
 
-def to_api_error(e: Exception) -> ApiError:
-    if isinstance(e, ApiError):
-        return e
-    if isinstance(e, ContextTooLong):
-        return ApiError(400, e.message, code="context_length_exceeded", param="messages")
-    if isinstance(e, QueueFull):
-        return ApiError(429, e.message, type="rate_limit_error", code="queue_full", headers={"Retry-After": "1"})
-    if isinstance(e, TextTooLong):
-        return ApiError(413, e.message, code="request_too_large")
-    if isinstance(e, XuetuError):
-        return ApiError(400, e.message)
-    return ApiError(500, f"generation failed: {type(e).__name__}: {e}", type="server_error")
-
-
 CHARS_PER_TOKEN = 32
 """More characters per token than any tokenizer reaches on text: a prompt longer than this many characters per
 token of context cannot fit, and is refused without being tokenized."""
@@ -80,51 +85,50 @@ def encode_within_context(lease: Lease, prompt) -> list[int]:
     return ids
 
 
-def check_prompt_kind(lease: Lease, prompt) -> None:
-    if lease.loaded.engine_name == "sentence-transformers":
-        raise ApiError(400, f"{lease.ref.name} is an embedding model; it cannot generate text", param="model")
+def check_generates(lease: Lease) -> None:
+    if not lease.generates:
+        raise BadInput(f"{lease.ref.name} is an embedding model; it cannot generate text",
+                       "Use a chat model such as smollm2:135m, or POST /v1/embeddings.", param="model")
 
 
-async def generate(app_state, lease: Lease, prompt, options: GenerateOptions, started: float
+async def generate(lease: Lease, prompt, options: GenerateOptions, started: float, serving: Serving
                    ) -> tuple[AsyncIterator[Chunk], Timing]:
-    """Start a generation; errors that can be known before the first token raise ApiError here.
+    """Start a generation; errors that can be known before the first token are raised here.
 
-    The lease is released when the returned iterator ends, fails or is closed.
+    The answer holds a lease of its own (`lease.share()`), released when the returned iterator ends, fails or
+    is closed; the caller's lease is the caller's to end.
     """
-    from xuetu.serve import guarding, pools
-
     from xuetu.rag.answer import INSTRUCTIONS
 
     timing = Timing(start=started, load=lease.load_seconds)
+    held = lease.share()
     reservation = guarding.Reservation()
     try:
-        check_prompt_kind(lease, prompt)
+        check_generates(lease)
         # What the model cannot hold is refused before the guard reads it: the guard's work is then bounded by
         # the context window, not by the request's size.
         ids = await asyncio.to_thread(encode_within_context, lease, prompt)
         trusted = (lease.ref.system, *INSTRUCTIONS.values())  # the operator's and the server's own words
-        checked, refused = await pools.run("guard", guarding.check_input, prompt, trusted)
+        checked, refused = await pools.run("guard", guarding.check_input, serving.guard, prompt, trusted)
         if refused is not None:  # blocked before the model sees it: the answer is the refusal
-            lease.release()
+            held.release()
             timing.first_token = timing.end = time.perf_counter()
             timing.finish_reason = "content_filter"
             return guarding.refusal_stream(refused), timing
         if checked != prompt:  # personal data masked
             ids = await asyncio.to_thread(lease.encoder.encode, checked)
-        if options.max_tokens > app_state.args.max_tokens:
-            options.max_tokens = app_state.args.max_tokens
         timing.prompt_tokens = len(ids)
-        reservation = guarding.reserve_tokens(len(ids), options)  # may cap max_tokens at what the quota has left
-        request = GenRequest(ids, options, adapter=lease.adapter)
-        chunks = stream(lease.runner, request)
+        # may cap max_tokens at what the quota has left
+        reservation = guarding.reserve_tokens(serving.guard, len(ids), options)
+        chunks = stream(lease.runner, GenRequest(ids, options, adapter=lease.adapter))
         first = await chunks.__anext__()  # queue-full, context and format errors surface here, before any byte
         timing.first_token = time.perf_counter()
-    except BaseException as e:
-        lease.release()
+    except BaseException:
+        held.release()
         reservation.settle(0)
-        raise to_api_error(e) if isinstance(e, Exception) else e
-    rest = _rest(app_state, lease, chunks, first, timing, reservation)
-    return _timed(guarding.guard_stream(rest), timing), timing
+        raise
+    rest = _rest(serving.metrics, held, chunks, first, timing, reservation)
+    return _timed(guarding.guard_stream(serving.guard, rest), timing), timing
 
 
 async def _timed(chunks: AsyncIterator[Chunk], timing: Timing) -> AsyncIterator[Chunk]:
@@ -138,7 +142,8 @@ async def _timed(chunks: AsyncIterator[Chunk], timing: Timing) -> AsyncIterator[
         await chunks.aclose()
 
 
-async def _rest(app_state, lease: Lease, chunks, first: Chunk, timing: Timing, reservation) -> AsyncIterator[Chunk]:
+async def _rest(metrics: Metrics, lease: Lease, chunks, first: Chunk, timing: Timing, reservation
+                ) -> AsyncIterator[Chunk]:
     try:
         chunk = first
         while True:
@@ -155,9 +160,9 @@ async def _rest(app_state, lease: Lease, chunks, first: Chunk, timing: Timing, r
         timing.end = timing.end or time.perf_counter()
         lease.release()
         reservation.settle(timing.prompt_tokens + timing.completion_tokens)
-        app_state.metrics.observe_generation(lease.ref.name, timing.prompt_tokens, timing.completion_tokens,
-                                             (timing.first_token - timing.start) if timing.first_token else None,
-                                             timing.eval)
+        metrics.observe_generation(lease.ref.name, timing.prompt_tokens, timing.completion_tokens,
+                                   (timing.first_token - timing.start) if timing.first_token else None,
+                                   timing.eval)
 
 
 async def collect(chunks: AsyncIterator[Chunk]) -> str:

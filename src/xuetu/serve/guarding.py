@@ -1,6 +1,7 @@
 """The safety guards on the serving path, for both API families and the web app (which uses the same routes).
 
-`GuardMiddleware` notes each request's authenticated API key and guard in a context variable and applies the
+`GuardMiddleware` notes each request's authenticated API key and guard in the request's state (`of(request)`
+gives it to a route, which passes it on explicitly) and applies the
 key's (or, without keys, the client address's) rate limit (a token bucket: 429 with Retry-After) and daily token
 quota (429, code quota_exceeded). Then `generation.generate` calls `check_input` on every turn of the prompt,
 `reserve_tokens` once it knows the prompt's length, and `guard_stream` around the answer, and
@@ -16,13 +17,13 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from xuetu.engines.base import Chunk
 from xuetu.safety import audit
 from xuetu.safety.policy import key_id
-from xuetu.serve.errors import ApiError, error_response
+from xuetu.errors import RateLimited
+from xuetu.serve.errors import error_response
 
 GENERATING = ("/v1/chat/completions", "/v1/completions", "/api/generate", "/api/chat", "/v1/embeddings",
               "/api/embed", "/api/embeddings")
@@ -43,7 +44,12 @@ class RequestGuard:
     """What fired on this request: [{"direction", "channel", "action", "categories"}]"""
 
 
-current: ContextVar[RequestGuard | None] = ContextVar("xuetu_request_guard", default=None)
+STATE_KEY = "xuetu_request_guard"
+
+
+def of(request) -> RequestGuard | None:
+    """The guard GuardMiddleware noted for this request (None when the app runs without it)."""
+    return request.scope.get("state", {}).get(STATE_KEY)
 
 
 def record(rg: RequestGuard, verdict, direction: str, channel: str, snippet: str = "") -> None:
@@ -57,10 +63,9 @@ def record(rg: RequestGuard, verdict, direction: str, channel: str, snippet: str
                                 "findings": [f.to_dict() for f in verdict.findings], "snippet": snippet})
 
 
-def check_input(prompt, trusted=()):
+def check_input(rg: RequestGuard | None, prompt, trusted=()):
     """(prompt to use, refusal text or None). Every turn is checked, whatever its role; `trusted` are the texts
     the server itself put in (the model's system prompt, the knowledge-base instructions)."""
-    rg = current.get()
     if rg is None or rg.guard is None:
         return prompt, None
     if isinstance(prompt, str):
@@ -83,9 +88,8 @@ def refusal_stream(text: str, prompt_tokens: int = 0) -> AsyncIterator[Chunk]:
     return one()
 
 
-async def guard_stream(chunks: AsyncIterator[Chunk]) -> AsyncIterator[Chunk]:
+async def guard_stream(rg: RequestGuard | None, chunks: AsyncIterator[Chunk]) -> AsyncIterator[Chunk]:
     """The answer through the hold-back window; a flagged span ends it with finish_reason content_filter."""
-    rg = current.get()
     if rg is None or rg.guard is None:
         async for chunk in chunks:
             yield chunk
@@ -115,9 +119,8 @@ async def guard_stream(chunks: AsyncIterator[Chunk]) -> AsyncIterator[Chunk]:
         await chunks.aclose()
 
 
-def check_documents(results: list) -> list:
+def check_documents(rg: RequestGuard | None, results: list) -> list:
     """Retrieved chunks without those the policy blocks (indirect prompt injection and the like)."""
-    rg = current.get()
     if rg is None or rg.guard is None:
         return results
     kept = []
@@ -235,16 +238,22 @@ class GuardMiddleware:
                 return await error_response(scope["path"], 429, f"{_whose(key)} has used its {limits.tokens_per_day} "
                                             "tokens for today", type="rate_limit_error", code="quota_exceeded",
                                             headers={"Retry-After": "3600"})(scope, receive, send)
-        token = current.set(RequestGuard(guard, key, self.state.metrics, self.state.audit_path, uuid.uuid4().hex[:12],
-                                         self.state.usage, whom, limits))
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            current.reset(token)
+        scope.setdefault("state", {})[STATE_KEY] = RequestGuard(guard, key, self.state.metrics, self.state.audit_path,
+                                                                uuid.uuid4().hex[:12], self.state.usage, whom, limits)
+        await self.app(scope, receive, send)
 
 
 def _whose(key: str | None) -> str:
     return "this API key" if key else "this client address"
+
+
+class QuotaExceeded(RateLimited):
+    """The caller's daily token quota is spent: 429, code quota_exceeded, retry in an hour."""
+
+    code = "quota_exceeded"
+
+    def __init__(self, message: str):
+        super().__init__(message, None, retry_after=3600)
 
 
 @dataclass
@@ -262,21 +271,19 @@ class Reservation:
             self.usage = None  # once
 
 
-def reserve_tokens(prompt_tokens: int, options) -> Reservation:
+def reserve_tokens(rg: RequestGuard | None, prompt_tokens: int, options) -> Reservation:
     """Hold the prompt and the most the answer may take from the caller's daily quota, before generating.
 
     When less is left than max_tokens asks for, the answer is capped at what is left (it ends with "length");
     when not even the prompt and one token fit, 429 quota_exceeded.
     """
-    rg = current.get()
     quota = rg.limits.tokens_per_day if rg is not None and rg.limits is not None and rg.usage is not None else 0
     if not quota:
         return Reservation()
     got = rg.usage.reserve(rg.who, prompt_tokens + options.max_tokens, prompt_tokens + 1, quota)
     if not got:
         left = max(0, quota - rg.usage.used_today(rg.who))
-        raise ApiError(429, f"{_whose(rg.key)} has {left} of its {quota} tokens for today left, and this request "
-                       f"needs {prompt_tokens + 1} or more", type="rate_limit_error", code="quota_exceeded",
-                       headers={"Retry-After": "3600"})
+        raise QuotaExceeded(f"{_whose(rg.key)} has {left} of its {quota} tokens for today left, and this request "
+                            f"needs {prompt_tokens + 1} or more")
     options.max_tokens = got - prompt_tokens
     return Reservation(rg.usage, rg.who, _today(), got)

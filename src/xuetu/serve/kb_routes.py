@@ -20,9 +20,9 @@ from typing import Literal
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from xuetu.errors import XuetuError
+from xuetu.errors import BadInput
 from xuetu.serve import pools, rag, uploads
-from xuetu.serve.errors import ApiError, bad_request, raw_body, to_api_error
+from xuetu.serve.errors import raw_body
 
 router = APIRouter(prefix="/v1/kb")
 
@@ -51,12 +51,7 @@ class QueryRequest(BaseModel):
 
 
 async def _call(fn, *args, **kwargs):
-    try:
-        return await pools.run("heavy", fn, *args, **kwargs)
-    except XuetuError as e:
-        raise (ApiError(409, e.message, code="kb_exists") if "already exists" in e.message
-               else ApiError(404, e.message, code="not_found") if e.message.startswith(("no knowledge base", "knowledge base"))
-               else bad_request(e.message))
+    return await pools.run("heavy", fn, *args, **kwargs)
 
 
 def _detail(base) -> dict:
@@ -81,11 +76,8 @@ async def create_kb(body: CreateRequest, request: Request):
     from xuetu.serve.kb_allow import allowed_settings
 
     args = request.app.state.args
-    try:
-        chosen = await pools.run("heavy", allowed_settings, body.store, body.location, body.embedder, body.reranker,
-                                 args.qdrant_url, args.kb_locations)
-    except XuetuError as e:
-        raise to_api_error(e)
+    chosen = await pools.run("heavy", allowed_settings, body.store, body.location, body.embedder, body.reranker,
+                             args.qdrant_url, args.kb_locations)
     base = await _call(kb.create, body.name, chunk_size=body.chunk_size, overlap=body.overlap, **chosen)
     base.close()
     return _detail(rag.open_cached(body.name))
@@ -114,7 +106,7 @@ async def upload(name: str, filename: str, request: Request, tags: str | None = 
     base = rag.open_cached(name)
     safe = Path(filename).name
     if not safe or safe.startswith(".") or safe != filename.rsplit("/", 1)[-1]:
-        raise bad_request(f"invalid file name {filename!r}", "filename")
+        raise BadInput(f"invalid file name {filename!r}", param="filename")
     with tempfile.TemporaryDirectory(prefix="xuetu-upload-") as tmp:
         path = Path(tmp) / safe
         await uploads.receive(request, path)

@@ -11,9 +11,8 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from xuetu.errors import XuetuError
+from xuetu.errors import BadInput, XuetuError
 from xuetu.serve import pools
-from xuetu.serve.errors import ApiError, bad_request
 
 _OPEN: dict[str, object] = {}
 _OPEN_LOCK = threading.Lock()
@@ -23,12 +22,8 @@ def split_model(model: str, kb: str | None) -> tuple[str, str | None]:
     if kb is None and isinstance(model, str) and "@" in model:
         model, kb = model.rsplit("@", 1)
     if kb is not None and not kb:
-        raise bad_request("kb must name a knowledge base", "kb")
+        raise BadInput("kb must name a knowledge base", param="kb")
     return model, kb
-
-
-def kb_not_found(name: str) -> ApiError:
-    return ApiError(404, f"knowledge base '{name}' not found", code="kb_not_found", param="kb")
 
 
 def open_cached(name: str):
@@ -43,7 +38,8 @@ def open_cached(name: str):
         try:
             base = kb.open_kb(name)
         except XuetuError as e:
-            raise kb_not_found(name) if "no knowledge base" in e.message else bad_request(e.message, "kb")
+            e.param = e.param or "kb"
+            raise
         _OPEN[name] = base
         return base
 
@@ -55,7 +51,7 @@ def forget(name: str) -> None:
         base.close()
 
 
-async def augment(lease, messages: list[dict], kb_name: str, k: int = 5) -> tuple[list[dict], list]:
+async def augment(lease, messages: list[dict], kb_name: str, guard=None, k: int = 5) -> tuple[list[dict], list]:
     """Messages with the retrieved sources put before the last user turn, and the sources used."""
     from xuetu.rag import retrieve
     from xuetu.rag.answer import build_messages
@@ -64,7 +60,7 @@ async def augment(lease, messages: list[dict], kb_name: str, k: int = 5) -> tupl
     base = open_cached(kb_name)
     users = [i for i, m in enumerate(messages) if m["role"] == "user"]
     if not users:
-        raise bad_request("a knowledge-base request needs a user message", "messages")
+        raise BadInput("a knowledge-base request needs a user message", param="messages")
     last = users[-1]
     question = messages[last]["content"]
     system = "\n\n".join(m["content"] for m in messages if m["role"] == "system") or lease.ref.system
@@ -74,8 +70,9 @@ async def augment(lease, messages: list[dict], kb_name: str, k: int = 5) -> tupl
     try:
         results = await pools.run("heavy", retrieve.search, base, question, k)
     except XuetuError as e:
-        raise bad_request(e.message, "messages")
-    results = await pools.run("guard", check_documents, results)  # chunks carrying planted instructions are left out
+        e.param = e.param or "messages"
+        raise
+    results = await pools.run("guard", check_documents, guard, results)  # chunks carrying planted instructions are left out
 
     def count(text: str) -> int:
         return len(lease.encoder.encode(text))

@@ -17,9 +17,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from xuetu.errors import Conflict, ModelNotFound, XuetuError
+from xuetu.errors import BadInput
 from xuetu.serve import pools, uploads
-from xuetu.serve.errors import ApiError, bad_request, raw_body, to_api_error
+from xuetu.serve.errors import raw_body
 
 router = APIRouter(prefix="/v1")
 
@@ -38,18 +38,7 @@ class StartRequest(BaseModel):
 
 
 async def _call(fn, *args, **kwargs):
-    try:
-        return await pools.run("heavy", fn, *args, **kwargs)
-    except (Conflict, ModelNotFound) as e:
-        raise to_api_error(e)
-    except XuetuError as e:
-        if e.message.startswith(("no run named", "no dataset named")):
-            raise ApiError(404, e.message, code="not_found")
-        if "already running" in e.message or "already trained" in e.message or "is not running" in e.message:
-            raise ApiError(409, e.message, code="conflict")
-        raise bad_request(e.message + (f" ({e.hint})" if getattr(e, "hint", None) else ""))
-    except PermissionError as e:
-        raise bad_request(str(e))
+    return await pools.run("heavy", fn, *args, **kwargs)
 
 
 def _summary(row: dict) -> dict:
@@ -70,7 +59,7 @@ async def upload_dataset(filename: str, request: Request):
     tmp = await _call(jobs.incoming_file, filename)
     if not await uploads.receive(request, tmp):
         tmp.unlink(missing_ok=True)
-        raise bad_request("the upload is empty: send the file's bytes as the request body")
+        raise BadInput("the upload is empty: send the file's bytes as the request body")
     return await _call(jobs.save_dataset, filename, tmp)
 
 

@@ -16,7 +16,7 @@ import threading
 import uuid
 from pathlib import Path
 
-from xuetu.errors import Conflict, XuetuError
+from xuetu.errors import Conflict, NotFound, XuetuError
 from xuetu.home import inside, xuetu_home
 from xuetu.train.runs import Run, get_run, now, run_dir
 
@@ -152,7 +152,7 @@ def _spawn(data: str, model: str, out: str | None, max_steps, epochs, lr) -> tup
 
     path = dataset_path(data)
     if not path.is_file():
-        raise XuetuError(f"no dataset named {data!r}", "Upload it first: PUT /v1/datasets/FILENAME.")
+        raise NotFound(f"no dataset named {data!r}", "Upload it first: PUT /v1/datasets/FILENAME.")
     base = models.resolve(model)
     out = str(parse_name(out or f"{base.name.split(':')[0].split('/')[-1]}-{path.stem}"))
     if out == base.name or store.get(out) is not None:
@@ -189,7 +189,7 @@ def _stop_overdue(name: str, pid: int, minutes: float) -> None:
 def cancel(name: str) -> dict:
     run = get_run(name)
     if status(run.info) not in ACTIVE:
-        raise XuetuError(f"run {run.path.name} is not running (it is {status(run.info)})")
+        raise Conflict(f"run {run.path.name} is not running (it is {status(run.info)})")
     _stop(run, status="cancelled")
     return {"object": "run", "run": run.path.name, "status": "cancelled"}
 

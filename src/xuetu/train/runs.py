@@ -8,7 +8,7 @@ import json
 import re
 from pathlib import Path
 
-from xuetu.errors import XuetuError
+from xuetu.errors import NotFound, XuetuError
 from xuetu.home import atomic_write_json, inside, xuetu_home
 
 
@@ -99,5 +99,5 @@ def get_run(name: str) -> Run:
     path = run_dir(name)
     if not (path / "run.json").is_file():
         known = ", ".join(r["run"] for r in list_runs()) or "none yet"
-        raise XuetuError(f"no run named {name!r}", f"Runs: {known}.")
+        raise NotFound(f"no run named {name!r}", f"Runs: {known}.")
     return Run(path)

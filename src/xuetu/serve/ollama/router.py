@@ -10,12 +10,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
 from xuetu import __version__, models
-from xuetu.errors import DownloadError, ModelNotFound, XuetuError
+from xuetu.errors import BadInput, NotAllowed, XuetuError
 from xuetu.models import store
 from xuetu.models.facts import describe
-from xuetu.serve.common import build_options, wants_wait
-from xuetu.serve.errors import ApiError, bad_request, model_not_found, to_api_error
-from xuetu.serve.generation import collect, generate
+from xuetu.runtime.options import generation_options
+from xuetu.runtime.settings import parse_duration
+from xuetu.serve.common import wants_wait
+from xuetu.serve.errors import stream_error
+from xuetu.serve.generation import collect, generate, serving
 from xuetu.serve import pools, rag
 from xuetu.serve.ollama import protocol as p
 
@@ -28,19 +30,17 @@ def _ndjson(events):
         try:
             async for event in events:
                 yield json.dumps(event, ensure_ascii=False) + "\n"
-        except ApiError as e:
-            yield json.dumps({"error": e.message}) + "\n"
+        except Exception as e:  # part-way: the status is sent already, the error travels as a line
+            yield json.dumps(stream_error("/api", e), ensure_ascii=False) + "\n"
 
     return StreamingResponse(body(), media_type=NDJSON)
 
 
-def _options(o: p.Options | None, params: dict, state, fmt) -> object:
-    o = o or p.Options()
-    max_tokens = None
-    if o.num_predict is not None:
-        max_tokens = o.num_predict if o.num_predict > 0 else state.args.max_tokens  # -1 / -2: as long as allowed
-    return build_options(params, temperature=o.temperature, top_p=o.top_p, top_k=o.top_k, max_tokens=max_tokens,
-                         seed=o.seed, stop=o.stop, repeat_penalty=o.repeat_penalty, format=fmt)
+def _options(o: p.Options | None, params: dict, request: Request, fmt):
+    o = o or p.Options()  # num_predict -1 / -2: as long as allowed
+    return generation_options(params, temperature=o.temperature, top_p=o.top_p, top_k=o.top_k,
+                              max_tokens=o.num_predict, seed=o.seed, stop=o.stop, repeat_penalty=o.repeat_penalty,
+                              format=fmt, max_allowed=request.app.state.args.max_tokens)
 
 
 def _with_system(messages: list[dict], system: str | None) -> list[dict]:
@@ -52,20 +52,18 @@ def _with_system(messages: list[dict], system: str | None) -> list[dict]:
 async def _load_only(request: Request, name: str, keep_alive, key: str) -> dict:
     """Ollama loads a model when asked to generate nothing, and unloads it with keep_alive 0."""
     manager = request.app.state.manager
-    from xuetu.serve.args import parse_duration
-
     try:
         unload = keep_alive is not None and parse_duration(keep_alive) == 0
     except XuetuError as e:
-        raise bad_request(e.message, "keep_alive")
+        e.param = "keep_alive"
+        raise
     if unload:
-        ref = manager.resolve(name)
-        await manager.unload(manager._placement(ref)[0][0])
+        ref = await asyncio.to_thread(manager.resolve, name)
+        await manager.unload(manager.placement(ref).holder.name)
         reason = "unload"
     else:
-        lease = await manager.acquire(name, keep_alive=keep_alive, wait=wants_wait(request))
-        lease.release()
-        reason = "load"
+        async with manager.lease(name, keep_alive, wants_wait(request)):
+            reason = "load"
     empty = {"role": "assistant", "content": ""} if key == "message" else ""
     return {"model": manager.resolve(name).name, "created_at": p.now(), key: empty, "done": True, "done_reason": reason}
 
@@ -74,21 +72,16 @@ async def _load_only(request: Request, name: str, keep_alive, key: str) -> dict:
 async def generate_route(body: p.GenerateRequest, request: Request):
     started = time.perf_counter()
     if body.images or body.suffix or body.template:
-        raise bad_request("images, suffix and template are not supported; xuetu uses the model's own chat template")
+        raise BadInput("images, suffix and template are not supported; xuetu uses the model's own chat template")
     if not body.prompt:
         return await _load_only(request, body.model, body.keep_alive, "response")
-    state = request.app.state
-    lease = await state.manager.acquire(body.model, keep_alive=body.keep_alive, wait=wants_wait(request))
-    try:
-        opts = _options(body.options, lease.ref.params, state, body.format)
+    async with request.app.state.manager.lease(body.model, body.keep_alive, wants_wait(request)) as lease:
+        opts = _options(body.options, lease.ref.params, request, body.format)
         if body.raw or lease.ref.kind == "base":
             prompt = body.prompt
         else:
             prompt = _with_system([{"role": "user", "content": body.prompt}], body.system or lease.ref.system)
-    except ApiError:
-        lease.release()
-        raise
-    chunks, timing = await generate(state, lease, prompt, opts, started)
+        chunks, timing = await generate(lease, prompt, opts, started, serving(request))
     name = lease.ref.name
     if not body.stream:
         text = await collect(chunks)
@@ -108,24 +101,20 @@ async def generate_route(body: p.GenerateRequest, request: Request):
 async def chat_route(body: p.ChatRequest, request: Request):
     started = time.perf_counter()
     if body.tools:
-        raise bad_request("tools are not supported yet")
+        raise BadInput("tools are not supported yet", param="tools")
     if any(m.images for m in body.messages):
-        raise bad_request("images are not supported: xuetu's models read text")
+        raise BadInput("images are not supported: xuetu's models read text", param="messages")
     if not body.messages:
         return await _load_only(request, body.model, body.keep_alive, "message")
-    state = request.app.state
     model, kb_name = rag.split_model(body.model, body.kb)
-    lease = await state.manager.acquire(model, keep_alive=body.keep_alive, wait=wants_wait(request))
-    used = None
-    try:
-        opts = _options(body.options, lease.ref.params, state, body.format)
+    context = serving(request)
+    async with request.app.state.manager.lease(model, body.keep_alive, wants_wait(request)) as lease:
+        opts = _options(body.options, lease.ref.params, request, body.format)
         messages = _with_system([{"role": m.role, "content": m.content} for m in body.messages], lease.ref.system)
+        used = None
         if kb_name:
-            messages, used = await rag.augment(lease, messages, kb_name)
-    except BaseException:
-        lease.release()
-        raise
-    chunks, timing = await generate(state, lease, messages, opts, started)
+            messages, used = await rag.augment(lease, messages, kb_name, context.guard)
+        chunks, timing = await generate(lease, messages, opts, started, context)
     name = lease.ref.name
     if not body.stream:
         text = await collect(chunks)
@@ -167,14 +156,9 @@ async def tags():
 
 
 def _resolve(name: str):
-    if not name:
-        raise bad_request("model is required", "model")
-    try:
-        return models.resolve(name)
-    except ModelNotFound:
-        raise model_not_found(name)
-    except XuetuError as e:
-        raise bad_request(e.message, "model")
+    from xuetu.runtime.manager import ModelManager
+
+    return ModelManager.resolve(name)
 
 
 @router.post("/show")
@@ -205,7 +189,8 @@ async def pull(body: p.PullRequest):
     try:
         check_pull_name(body.model)
     except XuetuError as e:
-        raise to_api_error(e, "model")
+        e.param = e.param or "model"
+        raise
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue = asyncio.Queue()
     last = [0.0]
@@ -224,10 +209,9 @@ async def pull(body: p.PullRequest):
         try:
             await pools.run("heavy", models.pull, body.model, False, None, report)
             await queue.put({"status": "success"})
-        except DownloadError as e:  # only a hub that failed us is an upstream error; a bad name is the client's
-            await queue.put(ApiError(502, e.message))
-        except XuetuError as e:
-            await queue.put(to_api_error(e, "model"))
+        except XuetuError as e:  # a hub that failed us is an upstream error (502); a bad name is the client's
+            e.param = e.param or "model"
+            await queue.put(e)
         finally:
             await queue.put(None)
 
@@ -238,14 +222,14 @@ async def pull(body: p.PullRequest):
         last_line = None
         while (item := queue.get_nowait()) is not None:
             last_line = item
-        if isinstance(last_line, ApiError):
+        if isinstance(last_line, XuetuError):
             raise last_line
         return last_line
 
     async def events():
         while (item := await queue.get()) is not None:
-            if isinstance(item, ApiError):
-                yield {"error": item.message}
+            if isinstance(item, XuetuError):
+                yield stream_error("/api", item)
                 continue
             yield item
 
@@ -257,16 +241,13 @@ async def create(body: p.CreateRequest, request: Request):
     from xuetu.models.imports import HTTP_FROM_HINT, create_from_request
 
     if not body.model or not body.from_:
-        raise bad_request(f"model and from are required. {HTTP_FROM_HINT}")
+        raise BadInput(f"model and from are required. {HTTP_FROM_HINT}")
     if body.files or body.adapters or body.quantize or body.template:
-        raise bad_request(f"files, adapters, quantize and template are not supported. {HTTP_FROM_HINT}")
+        raise BadInput(f"files, adapters, quantize and template are not supported. {HTTP_FROM_HINT}")
     args = request.app.state.args
     overrides = {"system": body.system} if body.system is not None else {}
-    try:
-        await pools.run("heavy", create_from_request, body.model, body.from_, overrides, body.parameters,
-                        args.import_dir, args.max_import_bytes, _overwrite(body, args))
-    except XuetuError as e:
-        raise to_api_error(e)
+    await pools.run("heavy", create_from_request, body.model, body.from_, overrides, body.parameters,
+                    args.import_dir, args.max_import_bytes, _overwrite(body, args))
     lines = [{"status": "reading model metadata"}, {"status": "writing manifest"}, {"status": "success"}]
     if not body.stream:
         return lines[-1]
@@ -276,18 +257,15 @@ async def create(body: p.CreateRequest, request: Request):
 def _overwrite(body, args) -> bool:
     """Replace an existing model only when the request asks and the server allows it (--allow-overwrite)."""
     if body.overwrite and not args.allow_overwrite:
-        raise ApiError(403, "this server does not let requests replace models", type="permission_error",
-                       code="not_allowed")
+        raise NotAllowed("this server does not let requests replace models",
+                         "Start it with --allow-overwrite, or pick a new name.", param="overwrite")
     return bool(body.overwrite)
 
 
 @router.post("/copy")
 async def copy(body: p.CopyRequest, request: Request):
     src = _resolve(body.source)
-    try:
-        await pools.run("heavy", store.copy, src.name, body.destination, None, _overwrite(body, request.app.state.args))
-    except XuetuError as e:
-        raise to_api_error(e)
+    await pools.run("heavy", store.copy, src.name, body.destination, None, _overwrite(body, request.app.state.args))
     return Response(status_code=200)
 
 
@@ -295,10 +273,7 @@ async def copy(body: p.CopyRequest, request: Request):
 async def delete(body: p.DeleteRequest, request: Request):
     ref = _resolve(body.model)
     await request.app.state.manager.unload(ref.name)
-    try:
-        await pools.run("heavy", store.remove, ref.name)
-    except XuetuError as e:
-        raise bad_request(e.message)
+    await pools.run("heavy", store.remove, ref.name)
     return Response(status_code=200)
 
 
@@ -322,19 +297,14 @@ async def ps(request: Request):
 
 
 async def _embed(request: Request, name: str, texts: list[str], truncate: bool, keep_alive, dimensions=None):
-    state = request.app.state
     started = time.perf_counter()
-    lease = await state.manager.acquire(name, keep_alive=keep_alive, wait=wants_wait(request))
-    try:
-        if lease.loaded.engine_name != "sentence-transformers":
-            raise bad_request(f"{lease.ref.name} is not an embedding model; try all-minilm:l6-v2", "model")
+    async with request.app.state.manager.lease(name, keep_alive, wants_wait(request)) as lease:
+        if lease.generates:
+            raise BadInput(f"{lease.ref.name} is not an embedding model; try all-minilm:l6-v2", param="model")
         if dimensions is not None and dimensions != lease.encoder.dimensions:
-            raise bad_request(f"{lease.ref.name} makes {lease.encoder.dimensions}-dimensional vectors", "dimensions")
+            raise BadInput(f"{lease.ref.name} makes {lease.encoder.dimensions}-dimensional vectors",
+                           param="dimensions")
         vectors, tokens = await asyncio.to_thread(lease.encoder.embed, texts, truncate)
-    except XuetuError as e:
-        raise bad_request(e.message, "input")
-    finally:
-        lease.release()
     return lease, vectors, tokens, time.perf_counter() - started
 
 
@@ -342,7 +312,7 @@ async def _embed(request: Request, name: str, texts: list[str], truncate: bool, 
 async def embed(body: p.EmbedRequest, request: Request):
     texts = [body.input] if isinstance(body.input, str) else body.input
     if not texts or any(not t for t in texts) or len(texts) > 2048:
-        raise bad_request("input must be a non-empty string or 1-2048 non-empty strings", "input")
+        raise BadInput("input must be a non-empty string or 1-2048 non-empty strings", param="input")
     lease, vectors, tokens, took = await _embed(request, body.model, texts, body.truncate, body.keep_alive,
                                                 body.dimensions)
     return {"model": lease.ref.name, "embeddings": vectors, "total_duration": p.ns(took),
@@ -352,7 +322,7 @@ async def embed(body: p.EmbedRequest, request: Request):
 @router.post("/embeddings")
 async def embeddings_legacy(body: p.LegacyEmbeddingsRequest, request: Request):
     if not body.prompt:
-        raise bad_request("prompt is required", "prompt")
+        raise BadInput("prompt is required", param="prompt")
     _, vectors, _, _ = await _embed(request, body.model, [body.prompt], True, body.keep_alive)
     return {"embedding": vectors[0]}
 

@@ -12,10 +12,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from xuetu import models
-from xuetu.errors import XuetuError
-from xuetu.serve.common import build_options, wants_wait
-from xuetu.serve.errors import ApiError, bad_request, model_not_found
-from xuetu.serve.generation import collect, generate
+from xuetu.errors import BadInput
+from xuetu.runtime.options import generation_options
+from xuetu.serve.common import wants_wait
+from xuetu.serve.errors import stream_error
+from xuetu.serve.generation import collect, generate, serving
 from xuetu.serve import rag
 from xuetu.serve.openai import protocol as p
 
@@ -39,10 +40,7 @@ async def list_models():
 
 @router.get("/models/{model_id:path}")
 async def get_model(model_id: str):
-    try:
-        ref = models.resolve(model_id)
-    except XuetuError:
-        raise model_not_found(model_id)
+    ref = await asyncio.to_thread(models.resolve, model_id)
     return p.model_card(ref.name, _created(ref))
 
 
@@ -53,15 +51,16 @@ def _format(rf: p.ResponseFormat | None):
         return "json"
     schema = (rf.json_schema or {}).get("schema")
     if not isinstance(schema, dict):
-        raise bad_request("response_format.json_schema.schema must be a JSON schema object", "response_format")
+        raise BadInput("response_format.json_schema.schema must be a JSON schema object", param="response_format")
     return schema
 
 
-def _options(body: p._Sampling, params: dict, **extra):
+def _options(body: p._Sampling, params: dict, request: Request, **extra):
     max_tokens = getattr(body, "max_completion_tokens", None) or body.max_tokens
-    return build_options(params, temperature=body.temperature, top_p=body.top_p, top_k=body.top_k,
-                         max_tokens=max_tokens, seed=body.seed, stop=body.stop, repeat_penalty=body.repeat_penalty,
-                         **extra)
+    return generation_options(params, temperature=body.temperature, top_p=body.top_p, top_k=body.top_k,
+                              max_tokens=max_tokens, seed=body.seed, stop=body.stop,
+                              repeat_penalty=body.repeat_penalty, max_allowed=request.app.state.args.max_tokens,
+                              **extra)
 
 
 def _sse(events):
@@ -69,8 +68,8 @@ def _sse(events):
         try:
             async for event in events:
                 yield f"data: {json.dumps(event, ensure_ascii=False)}\n\n"
-        except ApiError as e:
-            yield f"data: {json.dumps({'error': {'message': e.message, 'type': e.type, 'code': e.code}})}\n\n"
+        except Exception as e:  # part-way: the status is sent already, the error travels as an event
+            yield f"data: {json.dumps(stream_error('/v1', e), ensure_ascii=False)}\n\n"
         yield "data: [DONE]\n\n"
 
     return StreamingResponse(body(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
@@ -79,19 +78,15 @@ def _sse(events):
 @router.post("/chat/completions")
 async def chat_completions(body: p.ChatCompletionRequest, request: Request):
     started = time.perf_counter()
-    state = request.app.state
     model, kb_name = rag.split_model(body.model, body.kb)
-    lease = await state.manager.acquire(model, keep_alive=body.keep_alive, wait=wants_wait(request))
-    used = None
-    try:
+    context = serving(request)
+    async with request.app.state.manager.lease(model, body.keep_alive, wants_wait(request)) as lease:
         messages = [{"role": "system" if m.role == "developer" else m.role, "content": m.text()} for m in body.messages]
-        opts = _options(body, lease.ref.params, format=_format(body.response_format))
+        opts = _options(body, lease.ref.params, request, format=_format(body.response_format))
+        used = None
         if kb_name:
-            messages, used = await rag.augment(lease, messages, kb_name)
-    except BaseException as e:
-        lease.release()
-        raise bad_request(str(e), "messages") if isinstance(e, ValueError) else e
-    chunks, timing = await generate(state, lease, messages, opts, started)
+            messages, used = await rag.augment(lease, messages, kb_name, context.guard)
+        chunks, timing = await generate(lease, messages, opts, started, context)
     ids = p.ChatIds(lease.ref.name)
     if not body.stream:
         text = await collect(chunks)
@@ -122,14 +117,9 @@ async def chat_completions(body: p.ChatCompletionRequest, request: Request):
 async def completions(body: p.CompletionRequest, request: Request):
     started = time.perf_counter()
     prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt  # one, as the protocol declares
-    state = request.app.state
-    lease = await state.manager.acquire(body.model, keep_alive=body.keep_alive, wait=wants_wait(request))
-    try:
-        opts = _options(body, lease.ref.params)
-    except ApiError:
-        lease.release()
-        raise
-    chunks, timing = await generate(state, lease, prompts[0], opts, started)
+    async with request.app.state.manager.lease(body.model, body.keep_alive, wants_wait(request)) as lease:
+        opts = _options(body, lease.ref.params, request)
+        chunks, timing = await generate(lease, prompts[0], opts, started, serving(request))
     ids = p.ChatIds(lease.ref.name, "cmpl")
     prefix = prompts[0] if body.echo else ""
     if not body.stream:
@@ -151,18 +141,13 @@ async def completions(body: p.CompletionRequest, request: Request):
 @router.post("/embeddings")
 async def embeddings(body: p.EmbeddingRequest, request: Request):
     texts = [body.input] if isinstance(body.input, str) else body.input  # 1-2048 non-empty, as declared
-    state = request.app.state
-    lease = await state.manager.acquire(body.model, wait=wants_wait(request))
-    try:
-        if lease.loaded.engine_name != "sentence-transformers":
-            raise bad_request(f"{lease.ref.name} is not an embedding model; try all-minilm:l6-v2", "model")
+    async with request.app.state.manager.lease(body.model, wait=wants_wait(request)) as lease:
+        if lease.generates:
+            raise BadInput(f"{lease.ref.name} is not an embedding model; try all-minilm:l6-v2", param="model")
         if body.dimensions is not None and body.dimensions != lease.encoder.dimensions:
-            raise bad_request(f"{lease.ref.name} makes {lease.encoder.dimensions}-dimensional vectors", "dimensions")
+            raise BadInput(f"{lease.ref.name} makes {lease.encoder.dimensions}-dimensional vectors",
+                           param="dimensions")
         vectors, tokens = await asyncio.to_thread(lease.encoder.embed, texts)
-    except XuetuError as e:
-        raise bad_request(e.message, "input")
-    finally:
-        lease.release()
 
     def encode(v):
         if body.encoding_format == "base64":

@@ -16,7 +16,8 @@ import torch.nn.functional as F
 
 from xuetu.engines import kv
 from xuetu.engines.sequence import SequenceState
-from xuetu.serve.runner import GenRequest, QueueFull
+from xuetu.errors import NotFound
+from xuetu.runtime.runner import GenRequest, QueueFull
 
 BASE = "__base__"  # PEFT's name for "no adapter" in a mixed batch
 
@@ -55,10 +56,11 @@ class BatchRunner:
 
     def submit(self, request: GenRequest) -> None:
         if request.adapter is not None and request.adapter not in self.adapters:
-            raise KeyError(f"adapter {request.adapter} is not loaded")
+            raise NotFound(f"adapter {request.adapter} is not loaded on this runner",
+                           "Load it with add_adapter first (a lease does this).", code="adapter_not_loaded")
         with self._cv:
             if self.depth >= self.max_queue:
-                raise QueueFull(f"the queue for this model is full ({self.max_queue} requests)", "Retry in a moment.")
+                raise QueueFull(self.max_queue)
             self._waiting.append(request)
             self._cv.notify()
 

@@ -1,4 +1,4 @@
-"""Runners: a loaded model serving many requests, each on its own worker thread.
+"""Runners (part of the runtime layer): a loaded model serving many requests, each on its own worker thread.
 
 A request is submitted with token ids already encoded; its chunks come back on an asyncio
 queue, so the HTTP layer can stream them. Setting `cancelled` (a client went away) frees the
@@ -15,11 +15,16 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from xuetu.engines.base import Chunk, GenerateOptions
-from xuetu.errors import XuetuError
+from xuetu.errors import RateLimited
 
 
-class QueueFull(XuetuError):
+class QueueFull(RateLimited):
     """The model's queue is at capacity; the client should retry later."""
+
+    code = "queue_full"
+
+    def __init__(self, max_queue: int):
+        super().__init__(f"the queue for this model is full ({max_queue} requests)", retry_after=1)
 
 
 @dataclass
@@ -74,7 +79,7 @@ class SerialRunner:
 
     def submit(self, request: GenRequest) -> None:
         if self.depth >= self.max_queue:
-            raise QueueFull(f"the queue for this model is full ({self.max_queue} requests)", "Retry in a moment.")
+            raise QueueFull(self.max_queue)
         self._queue.put(request)
 
     def _work(self) -> None:
@@ -114,7 +119,7 @@ class ConcurrentRunner:
     def submit(self, request: GenRequest) -> None:
         with self._lock:
             if self._active >= self.max_queue:
-                raise QueueFull(f"the queue for this model is full ({self.max_queue} requests)", "Retry in a moment.")
+                raise QueueFull(self.max_queue)
             self._active += 1
         threading.Thread(target=self._run, args=(request,), daemon=True).start()
 
