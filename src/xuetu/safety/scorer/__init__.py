@@ -14,7 +14,7 @@ and of which kind. Rules catch what they were written for; the scorer catches at
   `strong` was chosen by cross-validation on the examples (benchmarks/safety_cv.py).
 - Long texts are scored in overlapping 400-character windows; the most suspicious one counts. Texts under 6
   characters ("hi", "继续") are left to the rules: their n-grams say too little.
-- Ships trained (scorer.npz beside this file, learnt from the shipped examples and stamped with their
+- Ships trained (safety/scorer.npz, learnt from the shipped examples and stamped with their
   fingerprint), so no request and no first run pays for training. Only a user's own examples make it
   learn again (a few seconds, at `xuetu guard add` or when a guard is built); that model is cached by
   the examples' content in ~/.cache/xuetu/safety (XDG_CACHE_HOME is honoured). After editing the
