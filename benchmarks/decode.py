@@ -48,7 +48,7 @@ def main() -> None:
 
     import torch
 
-    from xuetu import models
+    from xuetu import engines, models
     from xuetu.engines.base import GenerateOptions
 
     ref = models.pull("smollm2:135m", progress=False)
@@ -57,7 +57,7 @@ def main() -> None:
     opts = GenerateOptions(temperature=0, max_tokens=args.tokens, repeat_penalty=1.0)
     rows = []
 
-    tf = models.load(ref, engine="transformers")
+    tf = engines.load(ref, engine="transformers")
     rows.append(("xuetu transformers engine (fp32)", *bench(lambda: time_stream(tf.generate(PROMPT, opts)), args.runs)))
     ids = torch.tensor([tf.encode(PROMPT)])
 
@@ -73,7 +73,7 @@ def main() -> None:
     rows.append(("baseline: HF model.generate (fp32)", *bench(hf_generate, args.runs)))
     tf.close()
 
-    cpp = models.load(ref, engine="llama.cpp")
+    cpp = engines.load(ref, engine="llama.cpp")
     rows.append(("xuetu llama.cpp engine (Q4_1)", *bench(lambda: time_stream(cpp.generate(PROMPT, opts)), args.runs)))
     prompt_ids = cpp.encode(PROMPT)
 

@@ -34,7 +34,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from helpers.tiny import build_lora
-    from xuetu import models
+    from xuetu import engines, models
     from xuetu.engines.base import GenerateOptions
     from xuetu.export import export
     from xuetu.models import store
@@ -58,7 +58,7 @@ def main() -> None:
                                     ("tuned, GGUF LoRA over the Q4_1 base: llama.cpp engine", "tuned:gguf", "llama.cpp"),
                                     ("baseline: base model, embedded Q4_1 GGUF: llama.cpp engine", "smollm2:135m",
                                      "llama.cpp")):
-            eng = models.load(name, engine=engine)
+            eng = engines.load(name, engine=engine)
             ttft, tps, n = bench(lambda eng=eng: time_stream(eng.generate(PROMPT, opts)), args.runs)
             eng.close()
             size = sum(m["size"] for m in store.get(models.resolve(name).name).manifest["files"].values())

@@ -97,20 +97,20 @@ def measure(row: str, gguf: str | None, tokens: int) -> dict:
     """One row, in this process: weights bytes, decode tokens/s, perplexity, then peak RSS."""
     from transformers import AutoTokenizer
 
-    from xuetu import models
+    from xuetu import engines, models
     from xuetu.models.ref import ModelRef
 
     ref = models.pull("smollm2:135m", progress=False)
     ids = list(AutoTokenizer.from_pretrained(ref.hf_dir)(TEXT)["input_ids"])
     if gguf is None:
-        engine = models.load(ref, engine="transformers", quant=None if row == "fp32" else row)
+        engine = engines.load(ref, engine="transformers", quant=None if row == "fp32" else row)
         loaded = current_rss()
         weights = engine.info()["weights_bytes"]
         rate, n = decode_rate(engine, tokens)
         nll = nll_torch(engine.model, ids)
     else:
         path = Path(gguf)
-        engine = models.load(ModelRef(row, path.parent, {"formats": {"gguf": path.name}}), engine="llama.cpp")
+        engine = engines.load(ModelRef(row, path.parent, {"formats": {"gguf": path.name}}), engine="llama.cpp")
         loaded = current_rss()
         weights = gguf_weight_bytes(path)
         rate, n = decode_rate(engine, tokens)

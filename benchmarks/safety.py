@@ -3,7 +3,7 @@ and language, and the latency the guards add per request. Both sets were written
 (benchmarks/data/safety/, Chinese and English) by someone who did not see the rules.
 
 Every text goes through `Guard.check` on its channel (a user's message, or a retrieved document chunk) under
-the default policy: the rules and the n-gram scorer (safety/scorer.py, learnt from safety/examples/, which
+the default policy: the rules and the n-gram scorer (safety/scorer/, learnt from safety/examples/, which
 were written without seeing these sets), no classifier model. An attack counts as caught when the guard
 blocks it; a benign text is a false positive when anything but personal-data masking fires on it. The rules
 were tuned, and the scorer's threshold chosen, on the even-numbered items only (the "dev" half); the

@@ -1,5 +1,5 @@
 """The safety scorer's examples, cross-validated: how the lexicon gate's `strong` setting trades attacks caught
-against false positives, on texts the model did not learn from. This is how STRONG in safety/scorer.py was
+against false positives, on texts the model did not learn from. This is how STRONG in safety/scorer/scoring.py was
 chosen, without the benchmark sets (benchmarks/data/safety/ plays no part here).
 
 A harmful-content category (violence, sexual, hate, self_harm, illegal) counts only when a word of its lexicon

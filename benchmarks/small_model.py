@@ -63,10 +63,10 @@ def main() -> None:
     import os
 
     os.environ.setdefault("XUETU_HOME", tempfile.mkdtemp(prefix="xuetu-bench-"))
-    from xuetu import models
+    from xuetu import engines, models
     from xuetu.engines.base import GenerateOptions
 
-    engine = models.load(models.resolve("smollm2:135m"), engine="llama.cpp")
+    engine = engines.load(models.resolve("smollm2:135m"), engine="llama.cpp")
     rows, examples = [], {}
     for name, (overrides, sampled) in SETTINGS.items():
         score = {"en": [0, 0], "zh": [0, 0]}

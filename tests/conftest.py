@@ -87,9 +87,9 @@ def smollm2_home(embedded_home, xuetu_home, monkeypatch):
     """A store of this test's own holding the embedded model (hard links: free), so exports can be added."""
     import shutil
 
-    from xuetu.models.store import _link_or_copy
+    from xuetu.models.store import link_or_copy
 
-    shutil.copytree(embedded_home / "models", xuetu_home / "models", copy_function=_link_or_copy)
+    shutil.copytree(embedded_home / "models", xuetu_home / "models", copy_function=link_or_copy)
     from xuetu import models
 
     return models.resolve("smollm2:135m")

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from xuetu import models
+from xuetu import engines, models
 from xuetu.engines.base import GenerateOptions
 from xuetu.errors import XuetuError
 from xuetu.models.facts import describe, gguf_facts, safetensors_parameters
@@ -42,7 +42,7 @@ def test_facts(smollm2):
 
 @pytest.mark.parametrize("engine_name", ["transformers", "llama.cpp"])
 def test_greedy_answer_is_reproducible(smollm2, engine_name):
-    engine = models.load(smollm2, engine=engine_name)
+    engine = engines.load(smollm2, engine=engine_name)
     assert engine.info()["engine"] == engine_name
     first = greedy(engine, PARIS)
     assert first.strip() and first == greedy(engine, PARIS)
@@ -51,15 +51,15 @@ def test_greedy_answer_is_reproducible(smollm2, engine_name):
 
 
 def test_engines_agree_on_prompt_tokens(smollm2):
-    a = models.load(smollm2, engine="transformers")
-    b = models.load(smollm2, engine="llama.cpp")
+    a = engines.load(smollm2, engine="transformers")
+    b = engines.load(smollm2, engine="llama.cpp")
     assert a.encode(PARIS) == b.encode(PARIS)
     assert a.encode("你好，世界") == b.encode("你好，世界")
 
 
 def test_auto_engine_is_llama_cpp_on_cpu(smollm2):
-    assert models.load("smollm2:135m").info()["engine"] == "llama.cpp"
-    assert models.load("smollm2").info()["engine"] == "llama.cpp"  # family name means the default tag
+    assert engines.load("smollm2:135m").info()["engine"] == "llama.cpp"
+    assert engines.load("smollm2").info()["engine"] == "llama.cpp"  # family name means the default tag
 
 
 def test_tokenize_chinese(smollm2):
@@ -88,7 +88,7 @@ def test_create_from_local_gguf(smollm2, tmp_path, monkeypatch):
     monkeypatch.setenv("XUETU_HOME", str(tmp_path / "home2"))
     ref = models.create("mine:q4", smollm2.gguf_file)
     assert set(ref.manifest["formats"]) == {"gguf", "hf"} and ref.kind == "chat"
-    assert "Paris" in greedy(models.load(ref, engine="transformers"), PARIS, n=20)
+    assert "Paris" in greedy(engines.load(ref, engine="transformers"), PARIS, n=20)
 
 
 def test_embedded_embedder(tmp_path, monkeypatch):
@@ -98,4 +98,4 @@ def test_embedded_embedder(tmp_path, monkeypatch):
     assert (ref.hf_dir / "modules.json").is_file()
     assert describe(ref).parameters == 22_713_216
     with pytest.raises(XuetuError, match="embedding model"):
-        models.load(ref)
+        engines.load(ref)

@@ -5,7 +5,7 @@ import pytest
 import xuetu.data
 from xuetu.errors import XuetuError
 from xuetu.examples import example_path
-from xuetu.rag.answer import language
+from xuetu.data.language import detect_language
 from xuetu.rag.chunking import chunk_sections
 from xuetu.rag.loaders import load
 
@@ -14,7 +14,7 @@ def test_ai_tutor_qa_is_bilingual_training_data():
     records = list(xuetu.data.load(example_path("ai_tutor") / "qa.jsonl"))
     assert len(records) == 40
     questions = [r.messages[0]["content"] for r in records]
-    assert sum(language(q) == "zh" for q in questions) == 20
+    assert sum(detect_language(q, zh_or_en=True) == "zh" for q in questions) == 20
     assert all(r.messages[-1]["role"] == "assistant" and r.messages[-1]["content"] for r in records)
 
 

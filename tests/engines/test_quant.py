@@ -26,8 +26,8 @@ def pair(embedded_home):
     from helpers.env import home_env
 
     with home_env(embedded_home):
-        fp32 = models.load("smollm2:135m", engine="transformers")
-        int8 = models.load("smollm2:135m", engine="transformers", quant="int8")
+        fp32 = engines.load("smollm2:135m", engine="transformers")
+        int8 = engines.load("smollm2:135m", engine="transformers", quant="int8")
     return fp32, int8
 
 
@@ -70,7 +70,7 @@ def test_int8_perplexity_within_a_few_percent(pair):
 
 
 def test_16_bit_loads_on_cpu(smollm2):
-    engine = models.load(smollm2, engine="transformers", quant="bf16")
+    engine = engines.load(smollm2, engine="transformers", quant="bf16")
     assert engine.info()["dtype"] == "bfloat16"
     assert 0.49 < engine.info()["weights_bytes"] / (4 * 134_515_008) < 0.51
     assert "Paris" in greedy(engine, PROMPTS[0])
@@ -85,13 +85,13 @@ def test_lora_adapter_is_merged_then_quantised(tiny, tmp_path):
     cfg = LoraConfig(r=8, lora_alpha=64, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
     get_peft_model(model, cfg).save_pretrained(tmp_path / "adapter")
     models.create("tiny-lora:a", tmp_path / "adapter", progress=False)
-    fp32 = models.load("tiny-lora:a", engine="transformers")
-    int8 = models.load("tiny-lora:a", engine="transformers", quant="int8")
+    fp32 = engines.load("tiny-lora:a", engine="transformers")
+    int8 = engines.load("tiny-lora:a", engine="transformers", quant="int8")
     assert not any("lora" in n for n, _ in int8.model.named_modules())
     ids = torch.tensor([fp32.encode("hello there")])
     with torch.inference_mode():
         a, b = fp32.model(input_ids=ids).logits, int8.model(input_ids=ids).logits
-    base = models.load("tiny:latest", engine="transformers")
+    base = engines.load("tiny:latest", engine="transformers")
     with torch.inference_mode():
         c = base.model(input_ids=ids).logits
     assert (a - b).abs().max() < 0.2 * (a - c).abs().max()  # int8 keeps the adapter's effect
@@ -100,7 +100,7 @@ def test_lora_adapter_is_merged_then_quantised(tiny, tmp_path):
 @pytest.mark.parametrize("quant", ["int4", "q8_0", "INT8"])
 def test_unknown_quant_is_refused_with_the_choices(tiny, quant):
     with pytest.raises(XuetuError) as e:
-        models.load("tiny:latest", engine="transformers", quant=quant)
+        engines.load("tiny:latest", engine="transformers", quant=quant)
     assert "int8, fp16, bf16" in e.value.hint
     result = CliRunner().invoke(main, ["run", "tiny:latest", "hi", "--quant", quant])
     assert result.exit_code == 2 and "'int8', 'fp16', 'bf16'" in result.output
@@ -118,7 +118,7 @@ def test_cli_choices_match_the_engine_list():
 
 def test_quant_on_llama_cpp_points_to_a_gguf_export(smollm2):
     with pytest.raises(XuetuError) as e:
-        models.load(smollm2, engine="llama.cpp", quant="int8")
+        engines.load(smollm2, engine="llama.cpp", quant="int8")
     assert "xuetu export smollm2:135m --format gguf --quant q8_0" in e.value.hint
     # auto would pick llama.cpp for this GGUF on a CPU; asking for int8 picks transformers instead
     assert engines.choose(smollm2, "auto") == "llama.cpp"

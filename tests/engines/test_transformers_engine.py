@@ -16,7 +16,7 @@ def run(engine, prompt, **opts):
 
 @pytest.fixture
 def engine(tiny):
-    return models.load("tiny:latest", engine="transformers")
+    return engines.load("tiny:latest", engine="transformers")
 
 
 def test_streams_chunks_with_counts(engine):
@@ -77,8 +77,8 @@ def test_lora_adapter_changes_output(tiny, tmp_path):
     cfg = LoraConfig(r=8, lora_alpha=64, target_modules=["q_proj", "v_proj", "o_proj"], init_lora_weights=False)
     get_peft_model(base, cfg).save_pretrained(tmp_path / "adapter")
     models.create("tiny-lora:v1", tmp_path / "adapter")
-    plain = models.load("tiny:latest")
-    tuned = models.load("tiny-lora:v1")
+    plain = engines.load("tiny:latest")
+    tuned = engines.load("tiny-lora:v1")
     assert tuned.info()["adapter"] is True and engines.choose(models.resolve("tiny-lora:v1")) == "transformers"
     a = run(plain, MSGS, temperature=0, max_tokens=15, repeat_penalty=1.0)[0]
     b = run(tuned, MSGS, temperature=0, max_tokens=15, repeat_penalty=1.0)[0]
@@ -91,7 +91,7 @@ def test_base_model_refuses_chat_messages(tmp_path, xuetu_home):
     models.create("tinybase:latest", build_tiny_model(tmp_path / "b", chat=False))
     ref = models.resolve("tinybase")
     assert ref.kind == "base"
-    eng = models.load(ref)
+    eng = engines.load(ref)
     with pytest.raises(XuetuError, match="no chat template"):
         list(eng.generate(MSGS))
     assert run(eng, "The capital", temperature=0, max_tokens=3)[1][-1].completion_tokens >= 1
@@ -102,7 +102,7 @@ def test_engine_choice(tiny):
     with pytest.raises(XuetuError, match="unknown engine"):
         engines.choose(tiny, "tensorrt")
     with pytest.raises(XuetuError, match="no GGUF"):
-        models.load(tiny, engine="llama.cpp")
+        engines.load(tiny, engine="llama.cpp")
 
 
 def test_vllm_is_guarded_on_cpu(tiny):

@@ -88,9 +88,9 @@ def test_prompts_in_english_and_chinese():
 
 def test_letter_tokens_follow_the_tokenizer(smollm2):
     from helpers.tiny import build_tokenizer
-    from xuetu import models
+    from xuetu import engines
 
-    tok = models.load("smollm2:135m", engine="transformers").tokenizer
+    tok = engines.load("smollm2:135m", engine="transformers").tokenizer
     assert choice.letter_ids(tok, False)["A"] == tok.convert_tokens_to_ids("ĠA")  # " A" is one token
     assert choice.letter_ids(tok, True)["A"] == tok.convert_tokens_to_ids("A")
     tiny = build_tokenizer()  # has no " A" token: the bare letter follows "Answer:"
@@ -115,9 +115,9 @@ def reference(model, tokenizer, questions):
 
 
 def test_batched_scoring_matches_one_pass_per_question_on_the_embedded_model(smollm2):
-    from xuetu import models
+    from xuetu import engines
 
-    eng = models.load("smollm2:135m", engine="transformers")
+    eng = engines.load("smollm2:135m", engine="transformers")
     sets = {name: choice.read_csv(choice.SAMPLES / name) for name in ("mmlu", "ceval_sample.csv", "cmmlu_sample.csv")}
     extra = [Question("Is fire hot?", {"A": "No", "B": "Yes"}, "B", "yes or no"),
              Question("Pick the last letter of the alphabet.", dict(zip("ABCDEF", "QRSTUZ")), "F", "letters")]

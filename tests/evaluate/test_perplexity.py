@@ -15,9 +15,9 @@ LONG = ("The apprentice sweeps the workshop at dawn, sharpens the chisels, and w
 
 
 def load():
-    from xuetu import models
+    from xuetu import engines
 
-    eng = models.load("smollm2:135m", engine="transformers")
+    eng = engines.load("smollm2:135m", engine="transformers")
     return eng.model, eng.tokenizer
 
 

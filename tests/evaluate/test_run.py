@@ -50,7 +50,7 @@ def test_scores_every_example_with_intervals_and_caches(tiny, qa):
 
 
 def test_batched_answers_equal_one_at_a_time(tiny, qa):
-    from xuetu import models
+    from xuetu import engines
     from xuetu.engines.base import GenerateOptions
     from xuetu.evaluate.generate import Models
 
@@ -58,7 +58,7 @@ def test_batched_answers_equal_one_at_a_time(tiny, qa):
     opts = GenerateOptions(temperature=0, max_tokens=12, repeat_penalty=1.0)
     with Models(batch=4) as pool:
         batched = pool.answer("tiny:latest", prompts, opts)
-    engine = models.load("tiny:latest", engine="transformers")
+    engine = engines.load("tiny:latest", engine="transformers")
     single = ["".join(c.text for c in engine.generate(p, opts)).strip() for p in prompts]
     assert [g.text for g in batched] == single
     assert all(g.completion_tokens > 0 and g.seconds > 0 for g in batched)
@@ -67,7 +67,7 @@ def test_batched_answers_equal_one_at_a_time(tiny, qa):
 def test_lora_adapter_shares_its_base_and_differs_from_it(tiny, tiny_dir, tmp_path, qa):
     from helpers.tiny import build_lora
 
-    from xuetu import models
+    from xuetu import engines, models
     from xuetu.engines.base import GenerateOptions
     from xuetu.evaluate.generate import Models
 
@@ -79,7 +79,7 @@ def test_lora_adapter_shares_its_base_and_differs_from_it(tiny, tiny_dir, tmp_pa
         base = [g.text for g in pool.answer("tiny:latest", prompts, opts)]
         tuned = [g.text for g in pool.answer("tuned:latest", prompts, opts)]
         assert len(pool._loaded) == 1  # one base in memory, the adapter rides on it
-    engine = models.load("tuned:latest", engine="transformers")
+    engine = engines.load("tuned:latest", engine="transformers")
     assert tuned == ["".join(c.text for c in engine.generate(p, opts)).strip() for p in prompts]
     assert tuned != base
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from xuetu import models
+from xuetu import engines, models
 from xuetu.engines.base import GenerateOptions
 from xuetu.errors import XuetuError
 from xuetu.export import create_from_modelfile, export
@@ -16,7 +16,7 @@ HELLO = [{"role": "user", "content": "Name the capital of France."}]
 
 
 def answer(name: str, engine: str = "auto") -> str:
-    eng = models.load(name, engine=engine)
+    eng = engines.load(name, engine=engine)
     try:
         return "".join(c.text for c in eng.generate(HELLO, GREEDY))
     finally:
@@ -48,11 +48,11 @@ def test_lora_gguf_over_the_embedded_model(smollm2_home, smollm2_lora_dir):
         llm.close()
     assert np.abs(scores["with"] - tuned).max() < 0.5  # f16 rounding only
     assert np.abs(scores["without"] - tuned).max() > 1.0  # the adapter really is applied
-    eng = models.load(result.name)
+    eng = engines.load(result.name)
     assert eng.name == "llama.cpp" and eng.info()["adapter"] is True
     eng.close()
     with pytest.raises(XuetuError, match="only the llama.cpp engine applies"):
-        models.load(result.name, engine="transformers")
+        engines.load(result.name, engine="transformers")
 
 
 @pytest.mark.slow

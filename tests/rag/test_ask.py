@@ -10,7 +10,8 @@ from click.testing import CliRunner
 
 from xuetu.cli import main
 from xuetu.rag import ingest, kb, retrieve
-from xuetu.rag.answer import build_messages, citations, language
+from xuetu.data.language import detect_language
+from xuetu.rag.answer import build_messages, citations
 
 PAGES = ["Installing xuetu takes one command: make demo. It creates a virtual environment first.",
          "The capital of the planet Zorblax is Quenthar, a city built on floating islands.",
@@ -82,7 +83,8 @@ def test_prompt_budget_and_citation_parsing(kb_home, library):
     assert "<<<" in messages[-1]["content"] and "Question: capital of Zorblax?" in messages[-1]["content"]
     cites = citations("Quenthar [2], on floating islands [1][9].", results[:3])
     assert [(c.n, c.cited) for c in cites] == [(2, True), (1, True), (3, False)]  # [9] is not a source: ignored
-    assert language("知识库是什么？") == "zh" and language("What is RAG?") == "en"
+    assert detect_language("知识库是什么？", zh_or_en=True) == "zh"
+    assert detect_language("What is RAG?", zh_or_en=True) == "en"
     base.close()
 
 

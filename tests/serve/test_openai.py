@@ -112,11 +112,11 @@ def test_adapters_by_name(openai_client, serve_home, monkeypatch):
             for m in ("tiny:latest", "tiny-lora:a", "tiny-lora:b")}
     assert len(set(outs.values())) == 3, outs
     # the server's shared-base answer equals a standalone engine loading that adapter alone
-    from xuetu import models
+    from xuetu import engines
     from xuetu.engines.base import GenerateOptions
 
     monkeypatch.setenv("XUETU_HOME", str(serve_home))
-    alone = models.load("tiny-lora:b", engine="transformers")
+    alone = engines.load("tiny-lora:b", engine="transformers")
     opts = GenerateOptions(temperature=0, max_tokens=12, repeat_penalty=1.0)
     assert "".join(c.text for c in alone.generate(kw["messages"], opts)) == outs["tiny-lora:b"]
 

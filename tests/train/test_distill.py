@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from helpers.server import ServerProcess, free_port
 from helpers.tiny import build_tiny_model
-from xuetu import models
+from xuetu import engines, models
 from xuetu.cli import main
 from xuetu.data import Record, tokenize_for_training
 from xuetu.engines.base import GenerateOptions
@@ -112,7 +112,7 @@ def test_sequence_mode_resumes_the_teacher_cache(tmp_path, tiny, capsys):
     assert len(lines(result.run / "metrics.jsonl")) == 3 and (result.run / "curves.png").is_file()
     ref = models.resolve("stu")
     assert ref.base == "tiny:latest" and ref.adapter_dir.is_dir()  # LoRA by default
-    chunks = list(models.load(ref).generate([{"role": "user", "content": "What is 2 plus 2?"}],
+    chunks = list(engines.load(ref).generate([{"role": "user", "content": "What is 2 plus 2?"}],
                                             GenerateOptions(temperature=0, max_tokens=4)))
     assert chunks[-1].completion_tokens >= 1
 

@@ -13,7 +13,7 @@ import torch
 from click.testing import CliRunner
 from safetensors.torch import load_file
 
-from xuetu import models
+from xuetu import engines, models
 from xuetu.cli import main
 from xuetu.engines.base import GenerateOptions
 from xuetu.errors import XuetuError
@@ -65,7 +65,7 @@ def test_each_method_end_to_end(tmp_path, tiny, method):
         assert ref.hf_dir is not None and ref.base is None
     else:
         assert ref.base == "tiny:latest" and ref.adapter_dir.is_dir()
-    engine = models.load(ref, engine="transformers")
+    engine = engines.load(ref, engine="transformers")
     chunks = list(engine.generate([{"role": "user", "content": "What colour is the sky on planet 3?"}],
                                   GenerateOptions(temperature=0, max_tokens=6)))
     assert chunks[-1].finish_reason in ("stop", "length") and chunks[-1].completion_tokens >= 1
@@ -137,7 +137,7 @@ def test_base_model_gets_a_fallback_template(tmp_path, xuetu_home, capsys):
     models.create("plain:latest", build_tiny_model(tmp_path / "plain", chat=False))
     finetune(quick(tmp_path, model="plain", epochs=1, out="plain-chat"), progress=False)
     assert "no chat template: using ChatML" in capsys.readouterr().err
-    engine = models.load("plain-chat")
+    engine = engines.load("plain-chat")
     assert engine.tokenizer.chat_template and engine.encode([{"role": "user", "content": "hi"}])
 
 

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from helpers.facts import held_out, write_facts
-from xuetu import models
+from xuetu import engines
 from xuetu.engines.base import GenerateOptions
 from xuetu.evaluate.metrics import keyword_hit_rate
 
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 
 
 def answers(name: str, engine: str = "transformers") -> list[str]:
-    engine = models.load(name, engine=engine)
+    engine = engines.load(name, engine=engine)
     return ["".join(c.text for c in engine.generate([{"role": "user", "content": q}],
                                                     GenerateOptions(temperature=0, max_tokens=24)))
             for q, _ in held_out()]

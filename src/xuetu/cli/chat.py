@@ -7,7 +7,7 @@ import time
 
 import click
 
-from xuetu import models
+from xuetu import engines, models
 from xuetu.engines.base import GenerateOptions
 from xuetu.runtime.options import generation_options
 from xuetu.models.facts import human_bytes
@@ -126,7 +126,7 @@ def run(name, prompt, temperature, top_p, top_k, max_tokens, seed, stop, repeat_
         if not prompt:
             raise click.UsageError("no prompt given on the command line or on standard input")
     guard = make_guard(no_guard, guard_policy)
-    eng = models.load(ref, engine=engine, quant=quant)
+    eng = engines.load(ref, engine=engine, quant=quant)
     if verbose:
         info = eng.info()
         weights = f" {info['quant'] or info['dtype']}, weights {human_bytes(info['weights_bytes'])}" if "weights_bytes" in info else ""

@@ -7,7 +7,7 @@ import json
 
 import click
 
-from xuetu import models
+from xuetu import engines, models
 from xuetu.cli.chat import quant_option
 from xuetu.models import store
 from xuetu.models.facts import describe, human_bytes, human_count
@@ -76,7 +76,7 @@ def show(name, as_json, verify, quant):
     problems = ref.problems(deep=verify)
     measured = None
     if quant is not None:  # only now: loading takes seconds, and show without --quant reads files alone
-        engine = models.load(ref, engine="transformers", quant=quant)
+        engine = engines.load(ref, engine="transformers", quant=quant)
         measured = (quant.upper(), engine.info()["weights_bytes"])
         engine.close()
     if as_json:
@@ -145,7 +145,7 @@ def create(name, path, modelfile, base):
     if (path is None) == (modelfile is None):
         raise click.UsageError("give either --from PATH or -f Modelfile")
     if modelfile is not None:
-        from xuetu.export import create_from_modelfile
+        from xuetu.export.create import create_from_modelfile
 
         ref = create_from_modelfile(name, modelfile)
     else:

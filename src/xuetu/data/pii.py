@@ -32,8 +32,7 @@ def luhn(digits: str) -> bool:
     return total % 10 == 0
 
 
-# (kind, pattern, validator, mask); order matters: ID cards and bank cards before phone numbers
-_RULES = [
+PII_RULES = [
     ("email", EMAIL, None, "[EMAIL]"),
     ("id_card", CN_ID, valid_cn_id, "[ID_CARD]"),
     ("bank_card", CARD, lambda s: luhn(re.sub(r"\D", "", s)), "[BANK_CARD]"),
@@ -41,11 +40,13 @@ _RULES = [
     ("phone", PHONE, lambda s: len(re.sub(r"\D", "", s)) >= 7, "[PHONE]"),
     ("ip", IPV4, None, "[IP]"),
 ]
+"""(kind, pattern, validator, placeholder) of each kind of personal data; order matters: ID cards and bank
+cards before phone numbers. The guard (xuetu.safety.pii) reads them to report where each match is."""
 
 
 def mask_pii(text: str, counts: Counter | None = None) -> str:
     """Replace personal data with placeholders like [PHONE]; `counts` tallies what was found."""
-    for kind, pattern, valid, mask in _RULES:
+    for kind, pattern, valid, mask in PII_RULES:
         def repl(m, kind=kind, valid=valid, mask=mask):
             if valid is not None and not valid(m.group(0)):
                 return m.group(0)

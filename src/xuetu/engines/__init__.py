@@ -86,8 +86,14 @@ def choose(ref: ModelRef, requested: str = "auto", quant: str | None = None) -> 
     return "transformers"
 
 
-def load(ref: ModelRef, engine: str = "auto", quant: str | None = None, **kwargs) -> Engine:
-    """Load `ref` on an engine; quant ("int8", "fp16", "bf16") loads it on transformers at that precision."""
+def load(ref: ModelRef | str, engine: str = "auto", quant: str | None = None, **kwargs) -> Engine:
+    """Load a model on an engine; quant ("int8", "fp16", "bf16") loads it on transformers at that precision.
+
+    `ref` is a ModelRef or a name, which is resolved (pulling a known model first if it is not stored)."""
+    if not isinstance(ref, ModelRef):
+        from xuetu.models import resolve
+
+        ref = resolve(ref, pull_missing=True)
     if ref.kind == "embedding":
         raise XuetuError(f"{ref.name} is an embedding model: it turns text into vectors and cannot chat",
                          "Use a chat model such as smollm2:135m.")

@@ -59,10 +59,10 @@ def pointwise(ask: Ask, question: str, answer: str, reference: str | None = None
 
 def engine_judge(name: str, max_tokens: int = 16) -> Ask:
     """A local model as judge, greedy."""
-    from xuetu import models
+    from xuetu import engines
     from xuetu.engines.base import GenerateOptions
 
-    engine = models.load(name)
+    engine = engines.load(name)
     opts = GenerateOptions(temperature=0.0, max_tokens=max_tokens, repeat_penalty=1.0)
     return lambda messages: "".join(c.text for c in engine.generate(messages, opts))
 

@@ -101,12 +101,99 @@ def load_source(ref):
     return engine.model, engine.tokenizer
 
 
-def verify(source_ref, gguf_file: Path, adapter_file: Path | None = None, new_tokens: int = 24,
-           progress: bool = True) -> Report:
+def check_template(llm, tok) -> Check:
+    """The chat template, as the llama.cpp engine renders it (the Jinja template stored in the GGUF)."""
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    template = llm.metadata.get("tokenizer.chat_template")
+    if tok.chat_template is None:
+        return Check("chat template", template is None, "the source has none"
+                     + ("" if template is None else ", but the export has one"))
+    if template is None:
+        return Check("chat template", False, "the export has no chat template")
+    piece = lambda t: llm.detokenize([t], special=True).decode("utf-8", "replace") if t >= 0 else ""  # noqa: E731
+    fmt = Jinja2ChatFormatter(template=template, eos_token=piece(llm.token_eos()), bos_token=piece(llm.token_bos()))
+    bad = []
+    for conv in CHECKS:
+        want = tok.apply_chat_template(conv, tokenize=False, add_generation_prompt=True)
+        got = fmt(messages=conv).prompt
+        if want != got:
+            at = _first_diff(want, got)
+            bad.append(f"{want[max(0, at - 15):at + 15]!r} became {got[max(0, at - 15):at + 15]!r} (char {at})")
+    return Check("chat template", not bad, f"{len(CHECKS) - len(bad)}/{len(CHECKS)} conversations "
+                 "byte-identical" + (f"; first difference: {bad[0]}" if bad else ""))
+
+
+def check_tokenizer(llm, tok, ids: list[int]) -> Check:
+    """The export's tokenizer splits TEXT into the source's ids."""
+    theirs = llm.tokenize(TEXT.encode("utf-8"), add_bos=False, special=False)
+    same = theirs == ids
+    at = next((i for i, (a, b) in enumerate(zip(ids, theirs)) if a != b), min(len(ids), len(theirs)))
+    return Check("tokenizer", same, f"{len(ids)} tokens identical" if same else
+                 f"token {at} differs ({len(ids)} vs {len(theirs)} tokens): "
+                 f"{tok.decode(ids[at:at + 3])!r} vs {llm.detokenize(theirs[at:at + 3]).decode('utf-8', 'replace')!r}")
+
+
+def check_agreement(llm, model, ids: list[int], prec: str) -> Check:
+    """Next-token agreement, teacher-forced over the same ids."""
     import numpy as np
     import torch
+
+    with torch.no_grad():
+        src = model(torch.tensor([ids])).logits[0].float().numpy()
+    llm.reset()
+    llm.eval(ids)
+    exp = np.asarray(llm.scores[:len(ids)])
+    plain, agree, kl = agreement(src, exp)
+    need = THRESHOLDS.get(prec, 0.8)
+    return Check("next-token agreement", agree >= need,
+                 f"{agree:.1%} of {len(ids)} positions pick the same top-1 token, ties in the source "
+                 f"counted as agreeing (need {need:.0%}; {plain:.1%} without; "
+                 f"mean KL {kl:.4f} nats)")
+
+
+def _greedy_tokens(llm, model, tok, prompt: str, new_tokens: int) -> tuple[list[int], list[int]]:
+    """(the source's, the export's) greedy continuation of one prompt."""
+    import torch
+
+    p_ids = tok.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
+                                    tokenize=True, return_dict=True)["input_ids"] if tok.chat_template else \
+        tok(prompt).input_ids
+    with torch.no_grad():
+        out = model.generate(torch.tensor([p_ids]), attention_mask=torch.ones(1, len(p_ids), dtype=torch.long),
+                             max_new_tokens=new_tokens, do_sample=False, pad_token_id=tok.pad_token_id or 0)
+    want = out[0, len(p_ids):].tolist()
+    got = []
+    for t in llm.generate(p_ids, top_k=1, top_p=1.0, temp=0.0, repeat_penalty=1.0, reset=True):
+        got.append(t)
+        if len(got) >= len(want) or t in (llm.token_eos(),):
+            break
+    return want, got
+
+
+def check_greedy(llm, model, tok, prec: str, new_tokens: int) -> Check:
+    """Greedy answers to PROMPTS: the same tokens (required only at the exact precisions)."""
+    same_n, notes = 0, []
+    for prompt in PROMPTS:
+        want, got = _greedy_tokens(llm, model, tok, prompt, new_tokens)
+        n = min(len(want), len(got))
+        first = next((i for i in range(n) if want[i] != got[i]), None)
+        if first is None and len(want) == len(got):
+            same_n += 1
+        else:
+            notes.append(f"{prompt!r} differs from token {first if first is not None else n}")
+    need_same = len(PROMPTS) // 2 + 1
+    exact = prec in EXACT
+    return Check("greedy answers", same_n >= need_same or not exact,
+                 f"{same_n}/{len(PROMPTS)} prompts give the same {new_tokens} tokens"
+                 + (f" (need {need_same})" if exact else " (informational at this precision)")
+                 + (f"; {notes[0]}" if notes else ""))
+
+
+def verify(source_ref, gguf_file: Path, adapter_file: Path | None = None, new_tokens: int = 24,
+           progress: bool = True) -> Report:
+    """Compare the export with its source: chat template, tokenizer, next-token agreement, greedy answers."""
     from llama_cpp import Llama
-    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
     from tqdm.auto import tqdm
 
     prec = precision(gguf_file)
@@ -115,77 +202,13 @@ def verify(source_ref, gguf_file: Path, adapter_file: Path | None = None, new_to
     ids = tok(TEXT, add_special_tokens=False).input_ids
     llm = Llama(model_path=str(gguf_file), lora_path=str(adapter_file) if adapter_file else None, logits_all=True,
                 n_ctx=max(512, len(ids) + 64), n_threads=None, verbose=False)
-    bar = tqdm(total=4, desc="verifying export", unit="check", disable=not progress)
+    steps = (lambda: check_template(llm, tok), lambda: check_tokenizer(llm, tok, ids),
+             lambda: check_agreement(llm, model, ids, prec), lambda: check_greedy(llm, model, tok, prec, new_tokens))
+    bar = tqdm(total=len(steps), desc="verifying export", unit="check", disable=not progress)
     try:
-        # 1. chat template, as the llama.cpp engine renders it (the Jinja template stored in the GGUF)
-        template = llm.metadata.get("tokenizer.chat_template")
-        if tok.chat_template is None:
-            report.checks.append(Check("chat template", template is None, "the source has none"
-                                       + ("" if template is None else ", but the export has one")))
-        elif template is None:
-            report.checks.append(Check("chat template", False, "the export has no chat template"))
-        else:
-            piece = lambda t: llm.detokenize([t], special=True).decode("utf-8", "replace") if t >= 0 else ""  # noqa: E731
-            fmt = Jinja2ChatFormatter(template=template, eos_token=piece(llm.token_eos()), bos_token=piece(llm.token_bos()))
-            bad = []
-            for conv in CHECKS:
-                want = tok.apply_chat_template(conv, tokenize=False, add_generation_prompt=True)
-                got = fmt(messages=conv).prompt
-                if want != got:
-                    at = _first_diff(want, got)
-                    bad.append(f"{want[max(0, at - 15):at + 15]!r} became {got[max(0, at - 15):at + 15]!r} (char {at})")
-            report.checks.append(Check("chat template", not bad, f"{len(CHECKS) - len(bad)}/{len(CHECKS)} conversations "
-                                       "byte-identical" + (f"; first difference: {bad[0]}" if bad else "")))
-        bar.update()
-        # 2. tokenizer
-        theirs = llm.tokenize(TEXT.encode("utf-8"), add_bos=False, special=False)
-        same = theirs == ids
-        at = next((i for i, (a, b) in enumerate(zip(ids, theirs)) if a != b), min(len(ids), len(theirs)))
-        report.checks.append(Check("tokenizer", same, f"{len(ids)} tokens identical" if same else
-                                   f"token {at} differs ({len(ids)} vs {len(theirs)} tokens): "
-                                   f"{tok.decode(ids[at:at + 3])!r} vs {llm.detokenize(theirs[at:at + 3]).decode('utf-8', 'replace')!r}"))
-        bar.update()
-        # 3. next-token agreement, teacher-forced over the same ids
-        with torch.no_grad():
-            src = model(torch.tensor([ids])).logits[0].float().numpy()
-        llm.reset()
-        llm.eval(ids)
-        exp = np.asarray(llm.scores[:len(ids)])
-        plain, agree, kl = agreement(src, exp)
-        need = THRESHOLDS.get(prec, 0.8)
-        report.checks.append(Check("next-token agreement", agree >= need,
-                                   f"{agree:.1%} of {len(ids)} positions pick the same top-1 token, ties in the source "
-                                   f"counted as agreeing (need {need:.0%}; {plain:.1%} without; "
-                                   f"mean KL {kl:.4f} nats)"))
-        bar.update()
-        # 4. greedy answers
-        same_n, notes = 0, []
-        for prompt in PROMPTS:
-            p_ids = tok.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
-                                            tokenize=True, return_dict=True)["input_ids"] if tok.chat_template else \
-                tok(prompt).input_ids
-            with torch.no_grad():
-                out = model.generate(torch.tensor([p_ids]), attention_mask=torch.ones(1, len(p_ids), dtype=torch.long),
-                                     max_new_tokens=new_tokens, do_sample=False, pad_token_id=tok.pad_token_id or 0)
-            want = out[0, len(p_ids):].tolist()
-            got = []
-            for t in llm.generate(p_ids, top_k=1, top_p=1.0, temp=0.0, repeat_penalty=1.0, reset=True):
-                got.append(t)
-                if len(got) >= len(want) or t in (llm.token_eos(),):
-                    break
-            n = min(len(want), len(got))
-            first = next((i for i in range(n) if want[i] != got[i]), None)
-            if first is None and len(want) == len(got):
-                same_n += 1
-            else:
-                notes.append(f"{prompt!r} differs from token {first if first is not None else n}")
-        need_same = len(PROMPTS) // 2 + 1
-        exact = prec in EXACT
-        report.checks.append(Check("greedy answers", same_n >= need_same or not exact,
-                                   f"{same_n}/{len(PROMPTS)} prompts give the same {new_tokens} tokens"
-                                   + (f" (need {need_same})" if exact else " (informational at this precision)")
-                                   + (f"; {notes[0]}" if notes else "")))
-        bar.update()
+        for step in steps:
+            report.checks.append(step())
+            bar.update()
     finally:
         bar.close()
         llm.close()

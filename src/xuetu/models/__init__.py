@@ -1,8 +1,7 @@
-"""Models: resolve names, pull them into the store, and load them on an engine.
+"""Models: resolve names and pull them into the store. (Loading one on an engine is xuetu.engines.load.)
 
     ref = resolve("smollm2:135m")      # ModelRef of a stored model
     ref = pull("qwen2.5:0.5b")         # alias, hub repo id, local path, or the embedded default
-    engine = load("smollm2:135m")      # an Engine; pulls first if the name is known but not stored
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ from xuetu.models import aliases, store
 from xuetu.models.names import closest, parse_name
 from xuetu.models.ref import ModelRef
 
-__all__ = ["ModelRef", "resolve", "pull", "create", "load", "list_models"]
+__all__ = ["ModelRef", "resolve", "pull", "create", "list_models"]
 
 _HUB_PREFIXES = ("https://huggingface.co/", "huggingface.co/", "hf.co/", "https://modelscope.cn/models/",
                  "modelscope.cn/models/", "https://www.modelscope.cn/models/")
@@ -114,10 +113,3 @@ def create(name: str, path: str | Path, base: str | None = None, progress: bool 
     parse_name(name)
     return sources.create_from_path(name, Path(path), base=base, progress=progress, overrides=overrides)
 
-
-def load(name: str | ModelRef, engine: str = "auto", **kwargs):
-    """Load a model on an engine (pulling it first if it is known but not stored)."""
-    from xuetu import engines
-
-    ref = name if isinstance(name, ModelRef) else resolve(name, pull_missing=True)
-    return engines.load(ref, engine=engine, **kwargs)

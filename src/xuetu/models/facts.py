@@ -86,13 +86,13 @@ def _gguf_facts_cached(path: str, size: int, mtime_ns: int) -> dict:
 def _hf_facts(folder: Path) -> dict:
     cfg = json.loads((folder / "config.json").read_text(encoding="utf-8")) if (folder / "config.json").is_file() else {}
     arch = (cfg.get("architectures") or [cfg.get("model_type")])[0]
-    from xuetu.models.sources import _has_chat_template
+    from xuetu.models.sources import has_chat_template
 
     return {
         "architecture": arch,
         "parameters": safetensors_parameters(folder) or None,
         "context_length": cfg.get("max_position_embeddings") or cfg.get("n_positions"),
-        "chat_template": _has_chat_template(folder),
+        "chat_template": has_chat_template(folder),
         "quantization": cfg.get("torch_dtype") or cfg.get("dtype"),
     }
 

@@ -90,7 +90,8 @@ def pull_hub(name: str, repo: str, alias: Alias | None, hub_kind: str, progress:
                                          "params": alias.params if alias else {}})
 
 
-def _has_chat_template(folder: Path) -> bool:
+def has_chat_template(folder: Path) -> bool:
+    """True when the Hugging Face folder's tokenizer carries a chat template."""
     if (folder / "chat_template.jinja").is_file() or (folder / "chat_template.json").is_file():
         return True
     cfg = folder / "tokenizer_config.json"
@@ -100,7 +101,7 @@ def _has_chat_template(folder: Path) -> bool:
 def _hf_kind(folder: Path) -> str:
     if (folder / "modules.json").is_file():
         return "embedding"
-    return "chat" if _has_chat_template(folder) else "base"
+    return "chat" if has_chat_template(folder) else "base"
 
 
 def name_from_path(path: Path) -> str:
@@ -134,7 +135,7 @@ def create_from_path(name: str, path: Path, base: str | None = None, progress: b
     manifest: dict = {"source": {"type": "local", "id": str(path)}}
     with store.staging() as tmp:
         if path.is_file() and path.suffix == ".gguf":
-            _check_gguf(path)
+            require_gguf(path)
             (tmp / "gguf").mkdir()
             shutil.copy2(path, tmp / "gguf" / "model.gguf")
             manifest["formats"] = {"gguf": "gguf/model.gguf"}
@@ -165,7 +166,8 @@ def create_from_path(name: str, path: Path, base: str | None = None, progress: b
         return store.install(name, tmp, manifest)
 
 
-def _check_gguf(path: Path) -> None:
+def require_gguf(path: Path) -> None:
+    """Raise unless `path` starts with the GGUF magic bytes."""
     with open(path, "rb") as f:
         if f.read(4) != b"GGUF":
             raise XuetuError(f"{path.name} is not a GGUF file (bad magic bytes)", "Check the file; it may be truncated.")

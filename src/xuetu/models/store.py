@@ -125,8 +125,10 @@ def remove(name: str) -> str:
     return ref.name
 
 
-def _link_or_copy(src: str, dst: str) -> None:
-    # Store files are never modified in place, so a hard link is a safe, free copy.
+def link_or_copy(src: str, dst: str) -> None:
+    """Copy a file as a hard link where the file system allows, else as a real copy.
+
+    Store files are never modified in place, so a hard link is a safe, free copy."""
     try:
         os.link(src, dst)
     except OSError:
@@ -145,7 +147,7 @@ def copy(src: str, dst: str, overrides: dict | None = None, overwrite: bool = Fa
                        f"Remove it first with `xuetu rm {dst}`, or pick another name.")
     with staging() as tmp:
         target = tmp / "m"
-        shutil.copytree(ref.path, target, copy_function=_link_or_copy)
+        shutil.copytree(ref.path, target, copy_function=link_or_copy)
         (target / MANIFEST).unlink()
         manifest = {k: v for k, v in ref.manifest.items() if k not in {"name", "created_at", "files", "schema"}}
         manifest["copied_from"] = ref.name

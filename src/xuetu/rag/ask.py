@@ -46,7 +46,7 @@ def ask(kb_name: str, question: str, model: str | None = None, k: int = 5, mode:
         on_text: Callable[[str], None] | None = None, guard=None) -> Answer:
     """`guard` (a xuetu.safety.Guard) checks the question, leaves out retrieved chunks it blocks (planted
     instructions) and streams the answer through its hold-back window."""
-    from xuetu import models
+    from xuetu import engines, models
     from xuetu.engines.base import GenerateOptions
     from xuetu.models.aliases import DEFAULT_MODEL
     from xuetu.rag import kb, retrieve
@@ -74,7 +74,7 @@ def ask(kb_name: str, question: str, model: str | None = None, k: int = 5, mode:
     ref = models.resolve(model or DEFAULT_MODEL, pull_missing=True)
     opts = GenerateOptions.build(ref.params, **{"max_tokens": ANSWER_TOKENS, **{
         key: v for key, v in (options or {}).items() if v is not None}})
-    eng = models.load(ref, engine=engine)
+    eng = engines.load(ref, engine=engine)
     try:
         messages, used = build_messages(question, results, lambda t: eng.count_tokens(t),
                                         context_budget(eng, opts.max_tokens), system=ref.system)

@@ -16,9 +16,9 @@ fusing that noise with BM25 only pushes good keyword hits down. Hybrid search le
 
 
 def dense_reads(embedder: str, question: str) -> bool:
-    from xuetu.rag.answer import language
+    from xuetu.data.language import detect_language
 
-    return embedder not in ENGLISH_ONLY_EMBEDDERS or language(question) == "en"
+    return embedder not in ENGLISH_ONLY_EMBEDDERS or detect_language(question, zh_or_en=True) == "en"
 
 
 @dataclass

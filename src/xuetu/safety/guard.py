@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from xuetu.data.language import detect_language
 from xuetu.errors import TooLarge
 from xuetu.safety import pii
 from xuetu.safety.policy import SEVERITY, Policy
@@ -52,14 +53,8 @@ HELP = {"en": " If you are thinking about hurting yourself, please talk to someo
         "zh": "如果你正在考虑伤害自己，请马上找人聊聊：拨打全国心理援助热线 12356，或希望24热线 400-161-9995。"}
 
 
-def language(text: str) -> str:
-    from xuetu.rag.answer import language as lang
-
-    return lang(text)
-
-
 def refusal(categories: list[str], text: str, direction: str = "input") -> str:
-    zh = language(text) == "zh"
+    zh = detect_language(text, zh_or_en=True) == "zh"
     what = ("、" if zh else ", ").join(NAMES.get(c, (c, c))[1 if zh else 0] for c in categories)
     if zh:
         msg = (f"抱歉，这个请求被本服务的内容安全策略拦截（{what}）。" if direction == "input"

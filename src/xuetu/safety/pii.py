@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from xuetu.data.pii import _RULES, mask_pii
+from xuetu.data.pii import PII_RULES, mask_pii
 from xuetu.safety.rules import Finding
 
 __all__ = ["find", "mask_pii", "spans"]
@@ -11,7 +11,7 @@ __all__ = ["find", "mask_pii", "spans"]
 def spans(text: str) -> list[tuple[int, int, str, str]]:
     """(start, end, kind, placeholder) of every piece of personal data, in the masker's order of precedence."""
     taken: list[tuple[int, int, str, str]] = []
-    for kind, pattern, valid, mask in _RULES:
+    for kind, pattern, valid, mask in PII_RULES:
         for m in pattern.finditer(text):
             if valid is not None and not valid(m.group(0)):
                 continue

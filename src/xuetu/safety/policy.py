@@ -8,7 +8,7 @@
     audit_log: guard-audit.jsonl # under XUETU_HOME/logs unless absolute; "" turns it off
     rate_limit: {requests_per_minute: 60, burst: 10}   # 0 = no limit
     quota: {tokens_per_day: 200000}                    # prompt + completion tokens; 0 = none
-    scorer: {threshold: 0.40}    # the built-in n-gram scorer (scorer.py); `scorer: off` turns it off
+    scorer: {threshold: 0.40}    # the built-in n-gram scorer (scorer/); `scorer: off` turns it off
     classifier: {model: NAME, threshold: 0.8, labels: {toxic: hate}, channels: [user, output]}
     keys:                        # per API key (the key itself, or sha256:<first hex digits>)
       sk-teacher: {actions: {pii: warn}, rate_limit: {requests_per_minute: 600}}

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from xuetu import models
+from xuetu import engines, models
 from xuetu.notify import note
 from xuetu.errors import ModelNotFound, XuetuError
 from xuetu.models.names import parse_name
@@ -131,7 +131,7 @@ def distill(args: DistillArgs, resume: bool = True, progress: bool = True) -> Re
         held = [engine] if engine is not None else []  # handed over once, so a freed teacher is really freed
 
         def load_teacher():
-            eng = held.pop() if held else models.load(teacher_ref, engine="transformers")
+            eng = held.pop() if held else engines.load(teacher_ref, engine="transformers")
             return _teacher_model(eng), eng.tokenizer.pad_token_id or 0
 
         if args.kd.top_k:

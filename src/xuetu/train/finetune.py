@@ -373,9 +373,9 @@ def finetune(args: TrainArgs, resume: bool = True, progress: bool = True, loss=N
 
 
 def _has_template(hf_dir: Path) -> bool:
-    from xuetu.models.sources import _has_chat_template
+    from xuetu.models.sources import has_chat_template
 
-    return _has_chat_template(hf_dir)
+    return has_chat_template(hf_dir)
 
 
 class _nullcontext:

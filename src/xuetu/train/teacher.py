@@ -83,9 +83,9 @@ class LocalTeacher:
     """A model in the store, answering on xuetu's own engine."""
 
     def __init__(self, name: str):
-        from xuetu import models
+        from xuetu import engines, models
 
-        self.engine = models.load(models.resolve(name), engine="transformers")
+        self.engine = engines.load(models.resolve(name), engine="transformers")
         self.name = self.engine.ref.name
 
     def ask(self, messages: list[dict], max_tokens: int, temperature: float) -> str:
