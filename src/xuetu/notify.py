@@ -2,10 +2,10 @@
 
 Library code never writes to the terminal. It reports progress with `say` ("converting the model…"),
 what a user should know of the run with `note` ("resuming from step 40"), and what may be wrong with
-`warn` ("12 examples truncated"), through the "xuetu" logger. The command line (xuetu.cli.console)
-decides where they go: notes and warnings always to standard error, progress only on a terminal, so
-nothing a first run does once (a conversion, a download) changes a command's output or its "Error: …"
-contract. From Python,
+`warn` ("12 examples truncated"), through the "xuetu" logger. A command (the CLI, or a recipe run as a
+script) decides where they go by calling `to_terminal()`: notes and warnings always to standard error,
+progress only on a terminal, so nothing a first run does once (a conversion, a download) changes a
+command's output or its "Error: …" contract. From Python,
 warnings reach standard error through logging's last-resort handler and progress stays silent unless
 the "xuetu" logger is given a handler:
 
@@ -16,6 +16,7 @@ the "xuetu" logger is given a handler:
 from __future__ import annotations
 
 import logging
+import os
 
 log = logging.getLogger("xuetu")
 NOTE = logging.INFO + 5  # between progress (INFO) and warnings
@@ -35,3 +36,45 @@ def note(msg: str) -> None:
 def warn(msg: str) -> None:
     """Something the user should know even when nothing failed."""
     log.warning(msg)
+
+
+class _Terminal(logging.Handler):
+    """Warnings (prefixed "warning:") and notes to standard error always; progress only when it is a terminal
+    (or XUETU_PROGRESS=1), so a script that reads a command's output or its "Error: …" line sees the same
+    bytes on a fresh machine and on one that has run xuetu before."""
+
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.progress: bool | None = None  # None: on a terminal only
+
+    def show_progress(self) -> bool:
+        import click
+
+        if self.progress is not None:
+            return self.progress
+        if os.environ.get("XUETU_PROGRESS", "").lower() in ("1", "true", "yes"):
+            return True
+        stream = click.get_text_stream("stderr")
+        return bool(getattr(stream, "isatty", lambda: False)())
+
+    def emit(self, record: logging.LogRecord) -> None:
+        import click
+
+        msg = record.getMessage()
+        if record.levelno >= logging.WARNING:
+            click.echo(f"warning: {msg}", err=True)
+        elif record.levelno > logging.INFO or self.show_progress():
+            click.echo(msg, err=True)
+
+
+_TERMINAL = _Terminal()
+
+
+def to_terminal(progress: bool | None = None) -> None:
+    """For commands only: route the library's notes to this process's terminal; `progress` forces progress
+    notes on or off."""
+    if _TERMINAL not in log.handlers:
+        log.addHandler(_TERMINAL)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+    _TERMINAL.progress = progress

@@ -34,7 +34,7 @@ def test_per_example_scores_are_the_references_own():
     import sacrebleu
     from rouge_score import rouge_scorer
 
-    from xuetu.evaluate.metrics import _Tokenizer
+    from xuetu.metrics import _Tokenizer
 
     scorer = rouge_scorer.RougeScorer(["rougeL"], tokenizer=_Tokenizer("char"))
     assert per_example("rougeL", ANSWERS, examples()) == pytest.approx(

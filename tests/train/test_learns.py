@@ -10,7 +10,7 @@ import pytest
 from helpers.facts import held_out, write_facts
 from xuetu import engines
 from xuetu.engines.base import GenerateOptions
-from xuetu.evaluate.metrics import keyword_hit_rate
+from xuetu.metrics import keyword_hit_rate
 
 pytestmark = pytest.mark.slow
 

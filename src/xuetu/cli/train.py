@@ -5,10 +5,28 @@ from __future__ import annotations
 import click
 
 
+class MethodChoice(click.Choice):
+    """The methods in the registry (xuetu.train.methods), read when a command line is parsed, so a method
+    added with methods.register() is a valid --method."""
+
+    def __init__(self):
+        super().__init__(())
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        from xuetu.train import methods
+
+        return tuple(methods.names())
+
+    @choices.setter
+    def choices(self, value) -> None:
+        pass  # click.Choice sets them once; ours follow the registry
+
+
 @click.command()
 @click.option("--model", default=None, help="Base model (default smollm2:135m).")
 @click.option("--data", default=None, help="Training data: any file or folder `xuetu data` reads.")
-@click.option("--method", default=None, type=click.Choice(["lora", "qlora", "full", "prompt-tuning", "prefix-tuning"]))
+@click.option("--method", default=None, type=MethodChoice())
 @click.option("--out", default=None, help="Name of the new model (default <model>-<method>).")
 @click.option("--config", default=None, type=click.Path(), help="A YAML recipe (see recipes/).")
 @click.option("--set", "overrides", multiple=True, help="Override a setting: key=value, e.g. lora.r=8 (repeatable).")
@@ -35,7 +53,7 @@ def finetune(model, data, method, out, config, overrides, resume):
 @click.option("--mode", default=None, type=click.Choice(["sequence", "logits", "both"]),
               help="sequence: learn the teacher's answers; logits: match its distributions; both. [default: sequence]")
 @click.option("--cot", is_flag=True, default=None, help="Ask the teacher to reason step by step; keep the reasoning.")
-@click.option("--method", default=None, type=click.Choice(["lora", "qlora", "full", "prompt-tuning", "prefix-tuning"]),
+@click.option("--method", default=None, type=MethodChoice(),
               help="How the student is trained. [default: lora]")
 @click.option("--out", default=None, help="Name of the new model (default <student>-distill).")
 @click.option("--config", default=None, type=click.Path(), help="A YAML recipe mirroring DistillArgs.")

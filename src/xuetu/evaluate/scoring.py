@@ -12,7 +12,7 @@ import re
 import numpy as np
 
 from xuetu.errors import XuetuError
-from xuetu.evaluate import metrics as m
+from xuetu import metrics as m
 from xuetu.evaluate.examples import Example
 from xuetu.evaluate.stats import bootstrap_ci
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import yaml
 
 from xuetu.errors import XuetuError
+from xuetu.train import methods
 
 
 @dataclass
@@ -45,7 +46,7 @@ class TrainArgs:
     data: str = ""
     """Training data: any file or folder `xuetu data` reads."""
     method: str = "lora"
-    """lora, qlora, full, prompt-tuning or prefix-tuning."""
+    """A registered method (xuetu.train.methods): lora, qlora, full, prompt-tuning or prefix-tuning built in."""
     out: str | None = None
     """Name of the new model in the store (default: <model>-<method>)."""
     val_data: str | None = None
@@ -68,7 +69,8 @@ class TrainArgs:
     min_steps: int = 40
     """Small datasets get more epochs until training takes at least this many optimizer steps (0: off)."""
     lr: float | None = None
-    """Peak learning rate; by default 5e-4 for LoRA/QLoRA, 2e-5 for full, 3e-2 prompt and 1e-2 prefix tuning."""
+    """Peak learning rate; by default the method's LR: 5e-4 for LoRA/QLoRA, 2e-5 for full, 3e-2 prompt and 1e-2
+    prefix tuning."""
     weight_decay: float = 0.0
     warmup: float = 0.05
     """Warm-up as a fraction of all steps (or a step count when >= 1)."""
@@ -95,9 +97,8 @@ class TrainArgs:
     prompt: PromptArgs = field(default_factory=PromptArgs)
 
     def __post_init__(self):
-        choices = {"method": ["lora", "qlora", "full", "prompt-tuning", "prefix-tuning"],
-                   "truncation": ["truncate", "drop"], "schedule": ["cosine", "linear", "constant"],
-                   "precision": ["auto", "fp32", "bf16", "fp16"]}
+        choices = {"method": methods.names(), "truncation": ["truncate", "drop"],
+                   "schedule": ["cosine", "linear", "constant"], "precision": ["auto", "fp32", "bf16", "fp16"]}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise XuetuError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
@@ -106,7 +107,7 @@ class TrainArgs:
             if getattr(self, name) < 1:
                 raise XuetuError(f"{name} must be at least 1")
         if self.lr is None:
-            self.lr = {"lora": 5e-4, "qlora": 5e-4, "full": 2e-5, "prompt-tuning": 3e-2, "prefix-tuning": 1e-2}[self.method]
+            self.lr = methods.get(self.method).LR
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise XuetuError("max_minutes must be positive")
         if self.lr <= 0 or self.epochs <= 0:
@@ -156,7 +157,8 @@ class DistillArgs:
     out: str | None = None
     """Name of the new model (default: <student>-distill)."""
     method: str = "lora"
-    """How the student is trained: lora, qlora or full (prompt and prefix tuning in sequence mode too)."""
+    """How the student is trained: a registered method; logits and both modes need one that is not prompt
+    learning (lora, qlora, full)."""
     max_new_tokens: int = 512
     """Longest teacher answer, in tokens."""
     teacher_temperature: float = 0.0

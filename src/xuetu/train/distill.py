@@ -6,7 +6,8 @@
 
 setup (student, teacher, run folder) -> sequence level: the teacher answers every prompt (teacher.jsonl,
 cached and resumable) and the answers become the training data -> logit level: a DistillLoss holding the
-teacher (or its cached top-k) -> the fine-tune loop (train/finetune.py) -> a new model in the store.
+teacher (or its cached top-k) -> resume, fit, save: the fine-tune recipe (train/finetune.py) -> a new model
+in the store.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from xuetu import engines, models
 from xuetu.notify import note
 from xuetu.errors import ModelNotFound, XuetuError
 from xuetu.models.names import parse_name
+from xuetu.train import loop, methods
 from xuetu.train.answer_cache import AnswerCache, answer_prompts
 from xuetu.train.args import DistillArgs
 from xuetu.train.finetune import Result, finetune
@@ -76,7 +78,7 @@ def _top_k_factory(args: DistillArgs, run: Run, teacher_name: str, load_teacher)
 
 
 def distill(args: DistillArgs, resume: bool = True, progress: bool = True) -> Result:
-    # -- setup --------------------------------------------------------------------------------------
+    # -- set up: student, teacher, run folder ---------------------------------------------------------
     if not args.student:
         raise XuetuError("no student: pass --student NAME (a model in the store)")
     if not args.data:
@@ -87,62 +89,70 @@ def distill(args: DistillArgs, resume: bool = True, progress: bool = True) -> Re
     if args.mode != "sequence" and args.teacher_url:
         raise XuetuError(f"--mode {args.mode} needs the teacher's logits, which an OpenAI-compatible endpoint "
                          "does not give", "Use a local --teacher (a model in the store), or --mode sequence.")
-    if logits and args.method not in ("lora", "qlora", "full"):
-        raise XuetuError(f"--mode {args.mode} trains with --method lora, qlora or full, not {args.method}")
+    if logits and methods.get(args.method).PROMPT_LEARNING:
+        plain = [m for m in methods.names() if not methods.get(m).PROMPT_LEARNING]
+        raise XuetuError(f"--mode {args.mode} trains with --method {', '.join(plain[:-1])} or {plain[-1]}, "
+                         f"not {args.method}")
     student = _resolve(args.student, "student")
     teacher_ref = None if args.teacher_url else _resolve(args.teacher, "teacher") if args.teacher else None
     if teacher_ref is None and not args.teacher_url:
         raise XuetuError("no teacher: pass --teacher NAME (a model in the store) or --teacher-url URL")
     out = str(parse_name(args.out or f"{student.name.split(':')[0].split('/')[-1]}-distill"))
     run = Run(run_dir(out))
-    if run.info.get("status") in ("finished", "evaluating") and any(r.name == out for r in models.list_models()):
-        raise XuetuError(f"{out} was already trained (run {run.path.name})",
-                         f"Choose another --out, or remove it first: xuetu rm {out}")
+    loop.refuse_if_trained(run, out)
     if logits:
         check_same_vocab(_tokenizer(teacher_ref), _tokenizer(student), teacher_ref.name, student.name)
     info = {"teacher": teacher_ref.name if teacher_ref else args.teacher, "teacher_url": args.teacher_url,
             "distill": {"mode": args.mode, "cot": args.cot, "kd": vars(args.kd)}}
-
-    # -- sequence level: the teacher's answers become the data -----------------------------------------
+    # -- sequence level: the teacher's answers become the data ----------------------------------------
     data, engine = args.data, None
     if args.mode in ("sequence", "both"):
-        prompts = read_prompts(args.data)
-        teacher = open_teacher(args.teacher, args.teacher_url, args.teacher_key, args.timeout)
-        cache = AnswerCache(run.path / "teacher.jsonl")
-        stats = answer_prompts(prompts, teacher, cache, args.cot, args.max_new_tokens, args.teacher_temperature,
-                               progress=progress)
-        rows = cache.dataset(prompts, stats.keys)
-        if not rows:
-            raise XuetuError(f"the teacher {teacher.name} answered none of the {len(prompts)} prompts",
-                             "Check the teacher with `xuetu run` (or its server), or raise --set max_new_tokens=….")
-        dataset = run.path / "distilled.jsonl"
-        dataset.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-        data = str(dataset)
-        info["teacher"] = teacher.name
-        info["distill"].update(prompts=len(prompts), asked=stats.asked, cached=stats.cached, empty=stats.empty,
-                               dataset=str(dataset))
-        if isinstance(teacher, LocalTeacher):
-            engine = teacher.engine
-        note(f"the teacher answered {len(rows)} of {len(prompts)} prompts ({stats.asked} now, {stats.cached} cached)")
-
-    # -- logit level: the loss that holds the teacher ------------------------------------------------
-    loss = None
+        data, engine = _teacher_answers(args, run, info, progress)
+    # -- logit level: the loss that holds the teacher -------------------------------------------------
+    build_loss = None
     if logits:
-        held = [engine] if engine is not None else []  # handed over once, so a freed teacher is really freed
-
-        def load_teacher():
-            eng = held.pop() if held else engines.load(teacher_ref, engine="transformers")
-            return _teacher_model(eng), eng.tokenizer.pad_token_id or 0
-
-        if args.kd.top_k:
-            loss = _top_k_factory(args, run, teacher_ref.name, load_teacher)
-        else:
-            def loss(model, packed, examples):
-                return DistillLoss(model, args.kd.alpha, args.kd.temperature, teacher=load_teacher()[0])
+        build_loss = _logit_loss(args, run, teacher_ref, engine)
     elif engine is not None:
         engine.close()  # sequence mode: the student trains alone
-    engine = None  # from here only `held` keeps the teacher
-
-    # -- fit and save (the fine-tune loop) ----------------------------------------------------------
+    engine = None  # from here only the loss factory holds the teacher, so a freed teacher is really freed
+    # -- resume, fit, save (the fine-tune recipe) -----------------------------------------------------
     train = args.train_args(model=student.name, data=data, out=out)
-    return finetune(train, resume=resume, progress=progress, loss=loss, kind="distill", run_info=info)
+    return finetune(train, resume=resume, progress=progress, build_loss=build_loss, kind="distill", run_info=info)
+
+
+def _teacher_answers(args: DistillArgs, run: Run, info: dict, progress: bool):
+    """The teacher answers every prompt (teacher.jsonl: cached and resumable); the answers are written as the
+    training data. Its path, and the teacher's engine when it is a local model (for the logit level)."""
+    prompts = read_prompts(args.data)
+    teacher = open_teacher(args.teacher, args.teacher_url, args.teacher_key, args.timeout)
+    cache = AnswerCache(run.path / "teacher.jsonl")
+    stats = answer_prompts(prompts, teacher, cache, args.cot, args.max_new_tokens, args.teacher_temperature,
+                           progress=progress)
+    rows = cache.dataset(prompts, stats.keys)
+    if not rows:
+        raise XuetuError(f"the teacher {teacher.name} answered none of the {len(prompts)} prompts",
+                         "Check the teacher with `xuetu run` (or its server), or raise --set max_new_tokens=….")
+    dataset = run.path / "distilled.jsonl"
+    dataset.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    info["teacher"] = teacher.name
+    info["distill"].update(prompts=len(prompts), asked=stats.asked, cached=stats.cached, empty=stats.empty,
+                           dataset=str(dataset))
+    note(f"the teacher answered {len(rows)} of {len(prompts)} prompts ({stats.asked} now, {stats.cached} cached)")
+    return str(dataset), teacher.engine if isinstance(teacher, LocalTeacher) else None
+
+
+def _logit_loss(args: DistillArgs, run: Run, teacher_ref, engine):
+    """The fine-tune recipe's loss factory: a DistillLoss holding the teacher (or its cached top-k)."""
+    held = [engine] if engine is not None else []  # handed over once, so a freed teacher is really freed
+
+    def load_teacher():
+        eng = held.pop() if held else engines.load(teacher_ref, engine="transformers")
+        return _teacher_model(eng), eng.tokenizer.pad_token_id or 0
+
+    if args.kd.top_k:
+        return _top_k_factory(args, run, teacher_ref.name, load_teacher)
+
+    def build_loss(model, packed, examples):
+        return DistillLoss(model, args.kd.alpha, args.kd.temperature, teacher=load_teacher()[0])
+
+    return build_loss

@@ -3,11 +3,13 @@ at toy scale), reusing an existing tokenizer.
 
     xuetu pretrain --config recipes/pretrain-tiny.yaml --data corpus/
 
-setup (tokenizer, corpus -> token blocks, model from a config) -> fit (own loop) -> save (a base model).
+set up (tokenizer, corpus -> token blocks, model from a config) -> resume (the last checkpoint) -> fit (own
+loop) -> save (a base model). The phases every recipe shares are in train/loop.py.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import sys
@@ -19,12 +21,11 @@ import numpy as np
 import torch
 
 from xuetu import models
-from xuetu.notify import note
 from xuetu.errors import XuetuError
 from xuetu.models.names import parse_name
-from xuetu.train import checkpoint
+from xuetu.train import loop
 from xuetu.train.args import PretrainArgs, to_dict
-from xuetu.train.finetune import mixed_precision, oom_error, seed_everything, sharded
+from xuetu.train.loop import seed_everything, sharded
 from xuetu.train.loss import CausalLMLoss
 from xuetu.train.optim import build_optimizer, build_scheduler
 from xuetu.train.runs import Run, now, run_dir
@@ -67,16 +68,53 @@ def build_model(shape, tokenizer):
 
 
 def pretrain(args: PretrainArgs, resume: bool = True, progress: bool = True) -> Result:
-    from accelerate import Accelerator
-    from transformers import AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
-    # -- setup --------------------------------------------------------------------------------------
+    # -- set up the model and data --------------------------------------------------------------------
     if not args.data:
         raise XuetuError("no corpus: pass --data PATH (a folder of .txt/.md files works)")
     out = str(parse_name(args.out))
-    source = models.resolve(args.tokenizer, pull_missing=True, progress=progress)
+    tokenizer = load_tokenizer(args.tokenizer, progress)
+    accelerator = loop.make_accelerator(args.precision)
+    seed_everything(args.seed)
+    corpus = Corpus.split(corpus_tokens(args.data, tokenizer), args)
+    model = build_model(args.shape, tokenizer)
+    n_params = sum(p.numel() for p in model.parameters())
+    t, batches_per_epoch = plan(args, accelerator, model, corpus, n_params, Run(run_dir(out)))
+    # -- resume, and the loss before training -----------------------------------------------------------
+    if resume:
+        loop.resume(t, model, out, "the corpus or settings", "Use a new --out for a new run.")
+    if t.counters["first_val"] is None:
+        t.counters["first_val"] = validate(t, corpus, args.batch_size) if corpus.val_blocks else float("nan")
+    if t.main:
+        t.run.update(kind="pretrain", status="running", out=out, config=to_dict(args), total_steps=t.total_steps,
+                     parameters=n_params, corpus_tokens=corpus.n_tokens,
+                     started_at=t.run.info.get("started_at") or now())
+        if t.step == 0:
+            t.run.log({"step": 0, "val_loss": round(t.counters["first_val"], 5)})
+    # -- fit ------------------------------------------------------------------------------------------
+    bar = loop.progress_bar(t, progress, f"pretraining {out} ({n_params / 1e6:.1f}M)")
+    with contextlib.closing(bar) if bar else contextlib.nullcontext():
+        val = fit(t, model, corpus, batches_per_epoch, args, bar)
+    # -- save -----------------------------------------------------------------------------------------
+    t.accelerator.wait_for_everyone()
+    if t.main:
+        final = t.run.path / "final"
+        t.trained_model().save_pretrained(final)
+        tokenizer.save_pretrained(final)
+        models.create(out, final, progress=False)
+        t.run.update(status="finished", finished_at=now(), steps=t.step, val_loss=val,
+                     first_val_loss=t.counters["first_val"])
+        t.run.plot()
+    return Result(out, t.run.path, t.step, t.counters["first_val"], val, n_params)
+
+
+def load_tokenizer(name: str, progress: bool):
+    """The tokenizer of the model `name` (or of its base), for a base model: no chat template."""
+    from transformers import AutoTokenizer
+
+    source = models.resolve(name, pull_missing=True, progress=progress)
     holder = models.resolve(source.base) if source.base else source
     if holder.hf_dir is None:
         raise XuetuError(f"{source.name} has no Hugging Face tokenizer to reuse")
@@ -84,158 +122,120 @@ def pretrain(args: PretrainArgs, resume: bool = True, progress: bool = True) -> 
     tokenizer.chat_template = None  # a freshly pretrained model is a base model
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    accelerator = Accelerator(mixed_precision=mixed_precision(args.precision), cpu=not torch.cuda.is_available())
-    main = accelerator.is_main_process
-    seed_everything(args.seed)
+    return tokenizer
 
-    tokens = corpus_tokens(args.data, tokenizer)
-    n_val = int(len(tokens) * args.val_fraction)
-    bs = args.block_size
-    train_tokens, val_tokens = tokens[: len(tokens) - n_val], tokens[len(tokens) - n_val:]
-    n_blocks = (len(train_tokens) - 1) // bs
-    if n_blocks < args.batch_size:
-        raise XuetuError(f"the corpus is too small: {len(tokens):,} tokens make {n_blocks} blocks of {bs}",
-                         "Add text, or lower block_size / batch_size.")
-    val_blocks = [val_tokens[i:i + bs] for i in range(0, len(val_tokens) - bs, bs)][:64]
 
-    model = build_model(args.shape, tokenizer)
-    n_params = sum(p.numel() for p in model.parameters())
+@dataclass
+class Corpus:
+    """The corpus's tokens, split: training tokens (cut into blocks as they are read) and validation blocks."""
+
+    n_tokens: int
+    train_tokens: np.ndarray  # (N,) int32
+    n_blocks: int
+    val_blocks: list  # of (block_size,) int32
+    block_size: int
+
+    @classmethod
+    def split(cls, tokens: np.ndarray, args: PretrainArgs) -> "Corpus":
+        n_val = int(len(tokens) * args.val_fraction)
+        bs = args.block_size
+        train_tokens, val_tokens = tokens[: len(tokens) - n_val], tokens[len(tokens) - n_val:]
+        n_blocks = (len(train_tokens) - 1) // bs
+        if n_blocks < args.batch_size:
+            raise XuetuError(f"the corpus is too small: {len(tokens):,} tokens make {n_blocks} blocks of {bs}",
+                             "Add text, or lower block_size / batch_size.")
+        val_blocks = [val_tokens[i:i + bs] for i in range(0, len(val_tokens) - bs, bs)][:64]
+        return cls(int(len(tokens)), train_tokens, n_blocks, val_blocks, bs)
+
+    def batch(self, starts, device) -> dict:
+        """The blocks starting at `starts`, as a batch whose labels are its inputs."""
+        ids = torch.from_numpy(np.stack([self.train_tokens[s:s + self.block_size] for s in starts]).astype(np.int64))
+        return {"input_ids": ids.to(device), "labels": ids.to(device),
+                "attention_mask": torch.ones_like(ids).to(device)}
+
+
+def plan(args: PretrainArgs, accelerator, model, corpus: Corpus, n_params: int, run: Run) -> tuple[loop.Training, int]:
+    """Loss, optimizer, schedule and step count, prepared by the accelerator; and batches per process and epoch."""
     loss_module = CausalLMLoss(model, efficient=True, fused=not sharded(accelerator))
     optimizer = build_optimizer(model, args.lr, args.weight_decay)
-    world, rank = accelerator.num_processes, accelerator.process_index
-    batches_per_epoch = n_blocks // (args.batch_size * world)
+    world = accelerator.num_processes
+    batches_per_epoch = corpus.n_blocks // (args.batch_size * world)
     steps_per_epoch = max(1, batches_per_epoch // args.grad_accum)
     total_steps = args.max_steps or max(1, math.ceil(steps_per_epoch * args.epochs))
     scheduler = build_scheduler(optimizer, total_steps, args.warmup, args.schedule)
     loss_module, optimizer = accelerator.prepare(loss_module, optimizer)
-    device = accelerator.device
-    fingerprint = hashlib.sha256(repr((len(tokens), n_params, total_steps, bs, world)).encode()).hexdigest()[:16]
+    fingerprint = hashlib.sha256(repr((corpus.n_tokens, n_params, total_steps, args.block_size,
+                                       world)).encode()).hexdigest()[:16]
+    counters = {"epoch": 0, "batch": 0, "tokens": 0, "first_val": None}
+    return loop.Training(accelerator, loss_module, optimizer, scheduler, run, total_steps, fingerprint,
+                         counters), batches_per_epoch
 
-    run = Run(run_dir(out))
-    state = {"epoch": 0, "batch": 0, "tokens": 0, "first_val": None}
-    step = 0
-    latest = checkpoint.latest(run.path) if resume else None
-    if latest is not None:
-        saved = checkpoint.load(latest, model, optimizer, scheduler)
-        if saved.get("fingerprint") != fingerprint:
-            raise XuetuError(f"the corpus or settings changed since the checkpoint in {run.path}",
-                             "Use a new --out for a new run.")
-        state.update({k: saved[k] for k in state})
-        step = saved["step"]
-        if main:
-            run.truncate_metrics(step)
-            note(f"resuming {out} from step {step} of {total_steps}")
 
-    def block_batch(starts) -> dict:
-        ids = torch.from_numpy(np.stack([train_tokens[s:s + bs] for s in starts]).astype(np.int64))
-        return {"input_ids": ids.to(device), "labels": ids.to(device),
-                "attention_mask": torch.ones_like(ids).to(device)}
+def validate(t: loop.Training, corpus: Corpus, batch_size: int) -> float:
+    device = t.accelerator.device
+    blocks = corpus.val_blocks
 
-    def validate() -> float:
-        loss_module.eval()
-        total = count = 0.0
-        with torch.no_grad():
-            for i in range(0, len(val_blocks), args.batch_size):
-                ids = torch.from_numpy(np.stack(val_blocks[i:i + args.batch_size]).astype(np.int64)).to(device)
-                s, n = loss_module(input_ids=ids, labels=ids, attention_mask=torch.ones_like(ids))
-                total, count = total + float(s), count + float(n)
-        loss_module.train()
-        return total / max(count, 1)
+    def batches():
+        for i in range(0, len(blocks), batch_size):
+            ids = torch.from_numpy(np.stack(blocks[i:i + batch_size]).astype(np.int64)).to(device)
+            yield {"input_ids": ids, "labels": ids, "attention_mask": torch.ones_like(ids)}
 
-    if state["first_val"] is None:
-        state["first_val"] = validate() if val_blocks else float("nan")
-    if main:
-        run.update(kind="pretrain", status="running", out=out, config=to_dict(args), total_steps=total_steps,
-                   parameters=n_params, corpus_tokens=int(len(tokens)), started_at=run.info.get("started_at") or now())
-        if step == 0:
-            run.log({"step": 0, "val_loss": round(state["first_val"], 5)})
-    # -- fit ----------------------------------------------------------------------------------------
-    bar = None
-    if main and progress:
-        from tqdm.auto import tqdm
+    return loop.validation_loss(t, batches())
 
-        bar = tqdm(total=total_steps, initial=step, desc=f"pretraining {out} ({n_params / 1e6:.1f}M)", unit="step",
-                   dynamic_ncols=True)
-    val = state["first_val"]
-    try:
+
+def fit(t: loop.Training, model, corpus: Corpus, batches_per_epoch: int, args: PretrainArgs, bar) -> float:
+    """Optimizer steps over shuffled token blocks until the step count is reached; the last validation loss."""
+    c = t.counters
+    world, rank = t.accelerator.num_processes, t.accelerator.process_index
+    bs, device = corpus.block_size, t.accelerator.device
+    val = c["first_val"]
+    with loop.stopping_on_failure(t):
         tick = time.perf_counter()
-        while step < total_steps:
-            order = torch.randperm(n_blocks, generator=torch.Generator().manual_seed(args.seed * 1000 + state["epoch"]))
+        while t.step < t.total_steps:
+            order = torch.randperm(corpus.n_blocks, generator=torch.Generator().manual_seed(args.seed * 1000 + c["epoch"]))
             starts = (order * bs).tolist()[rank::world]
-            while state["batch"] + args.grad_accum <= batches_per_epoch and step < total_steps:
+            while c["batch"] + args.grad_accum <= batches_per_epoch and t.step < t.total_steps:
                 step_loss = 0.0
                 for j in range(args.grad_accum):
-                    b = state["batch"] + j
-                    batch = block_batch(starts[b * args.batch_size:(b + 1) * args.batch_size])
-                    with accelerator.autocast():
-                        total, n = loss_module(**batch)
-                        loss = total / n
-                    if not torch.isfinite(loss):
-                        raise FloatingPointError(f"the loss became {float(loss)} at step {step + 1}")
-                    accelerator.backward(loss / args.grad_accum)
-                    step_loss += float(loss.detach()) / args.grad_accum
-                accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                step += 1
-                state["batch"] += args.grad_accum
+                    b = c["batch"] + j
+                    batch = corpus.batch(starts[b * args.batch_size:(b + 1) * args.batch_size], device)
+                    step_loss += loop.micro_step(t, batch, args.grad_accum) / args.grad_accum
+                loop.optimizer_step(t, model.parameters(), args.max_grad_norm)
+                c["batch"] += args.grad_accum
                 done_tokens = args.grad_accum * args.batch_size * bs * world
-                state["tokens"] += done_tokens
-                record = {"step": step, "loss": round(step_loss, 5), "lr": scheduler.get_last_lr()[0],
-                          "tokens": state["tokens"], "tokens_per_s": round(done_tokens / (time.perf_counter() - tick), 1)}
+                c["tokens"] += done_tokens
+                record = {"step": t.step, "loss": round(step_loss, 5), "lr": t.scheduler.get_last_lr()[0],
+                          "tokens": c["tokens"], "tokens_per_s": round(done_tokens / (time.perf_counter() - tick), 1)}
                 tick = time.perf_counter()
-                if step % args.eval_every == 0 or step == total_steps:
-                    val = validate()
+                if t.step % args.eval_every == 0 or t.step == t.total_steps:
+                    val = validate(t, corpus, args.batch_size)
                     record.update(val_loss=round(val, 5), val_ppl=round(math.exp(min(val, 50)), 2))
-                if main:
-                    run.log(record)
+                if t.main:
+                    t.run.log(record)
                     if bar is not None:
-                        bar.set_postfix(loss=f"{step_loss:.3f}", val=f"{val:.3f}", tok_s=f"{record['tokens_per_s']:.0f}",
-                                        refresh=False)
+                        bar.set_postfix(loss=f"{step_loss:.3f}", val=f"{val:.3f}",
+                                        tok_s=f"{record['tokens_per_s']:.0f}", refresh=False)
                         bar.update(1)
-                if step % args.save_every == 0 or step == total_steps:
-                    if main:
-                        checkpoint.save(run.path, step, accelerator.unwrap_model(loss_module).model, optimizer,
-                                        scheduler, {**state, "fingerprint": fingerprint})
-                    accelerator.wait_for_everyone()
-            if state["batch"] + args.grad_accum > batches_per_epoch:
-                state["epoch"] += 1
-                state["batch"] = 0
-    except FloatingPointError as e:
-        if main:
-            run.update(status="failed", error=str(e))
-        raise XuetuError(f"{e}: training stopped", "The last good checkpoint is kept; lower --set lr=… and rerun.") from None
-    except torch.OutOfMemoryError as e:
-        raise oom_error(e) from None
-    finally:
-        if bar is not None:
-            bar.close()
-    # -- save ---------------------------------------------------------------------------------------
-    accelerator.wait_for_everyone()
-    if main:
-        final = run.path / "final"
-        accelerator.unwrap_model(loss_module).model.save_pretrained(final)
-        tokenizer.save_pretrained(final)
-        models.create(out, final, progress=False)
-        run.update(status="finished", finished_at=now(), steps=step, val_loss=val, first_val_loss=state["first_val"])
-        run.plot()
-    return Result(out, run.path, step, state["first_val"], val, n_params)
+                if t.step % args.save_every == 0 or t.step == t.total_steps:
+                    loop.save_checkpoint(t)
+            if c["batch"] + args.grad_accum > batches_per_epoch:
+                c["epoch"] += 1
+                c["batch"] = 0
+    return val
 
 
 def main(argv: list[str] | None = None) -> None:
     """`python -m xuetu.train.pretrain --config recipe.yaml [--set key=value ...]` (for accelerate launch)."""
     import argparse
 
+    from xuetu import notify
     from xuetu.train import args as targs
 
     ap = argparse.ArgumentParser(description="xuetu pretraining recipe")
     ap.add_argument("--config", default=None)
     ap.add_argument("--set", dest="overrides", action="append", default=[])
     ns = ap.parse_args(argv)
-    from xuetu.cli import console
-
-    console.setup()  # this entry point is a command: the library's notes reach its terminal
+    notify.to_terminal()  # this entry point is a command: the library's notes reach its terminal
     try:
         result = pretrain(targs.load(PretrainArgs, ns.config, ns.overrides))
     except XuetuError as e:

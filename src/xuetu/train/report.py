@@ -11,7 +11,7 @@ import torch
 from xuetu.notify import say
 from xuetu.data.record import Record
 from xuetu.data.template import tokenize_for_training
-from xuetu.evaluate.metrics import bleu, rouge_l
+from xuetu.metrics import bleu, rouge_l
 from xuetu.train.packing import collate, one_per_sequence
 
 

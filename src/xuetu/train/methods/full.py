@@ -6,6 +6,8 @@ from xuetu.train.methods import load_plain
 
 ADAPTER = False
 PACKING = True
+PROMPT_LEARNING = False
+LR = 2e-5
 load = load_plain
 
 

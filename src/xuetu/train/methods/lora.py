@@ -6,6 +6,8 @@ from xuetu.train.methods import load_plain
 
 ADAPTER = True
 PACKING = True
+PROMPT_LEARNING = False
+LR = 5e-4
 load = load_plain
 
 

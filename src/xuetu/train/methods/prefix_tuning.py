@@ -6,6 +6,8 @@ from xuetu.train.methods import load_plain
 
 ADAPTER = True
 PACKING = False  # PEFT feeds the prefix as a KV cache per sequence: one example per sequence
+PROMPT_LEARNING = True
+LR = 1e-2
 load = load_plain
 
 

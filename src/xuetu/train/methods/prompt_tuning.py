@@ -6,6 +6,8 @@ from xuetu.train.methods import load_plain
 
 ADAPTER = True
 PACKING = False  # PEFT prepends virtual tokens per sequence: one example per sequence
+PROMPT_LEARNING = True
+LR = 3e-2
 load = load_plain
 
 

@@ -9,6 +9,8 @@ from xuetu.train.methods.lora import lora_config
 
 ADAPTER = True
 PACKING = True
+PROMPT_LEARNING = False
+LR = 5e-4
 
 
 def check_available() -> None:
@@ -21,7 +23,7 @@ def check_available() -> None:
         raise XuetuError("QLoRA needs the bitsandbytes package", "pip install bitsandbytes")
 
 
-def load(model_dir, dtype):
+def load(model_dir, args, dtype):
     import torch
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 

@@ -1,4 +1,5 @@
-"""Metrics that work for Chinese as well as English.
+"""Metrics that work for Chinese as well as English: evaluation scores answers with them, and so does
+training's base-against-tuned report (train/report.py), which is why they sit below both.
 
 BLEU is sacrebleu's (with its `zh` tokenizer when the text is Chinese); ROUGE-1/2/L are rouge-score's
 over tokens where each Chinese character is a token and other text splits into lowercase words (jieba

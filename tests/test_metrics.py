@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from xuetu.evaluate import metrics as m
+from xuetu import metrics as m
 
 PRED = ["the cat sat on the mat", "a quick brown fox", "hello there world", "LoRA adds two small matrices."]
 REF = ["the cat is on the mat", "the quick brown fox jumps", "hello world", "LoRA adds two small matrices"]
