@@ -9,7 +9,7 @@ import re
 import time
 from pathlib import Path
 
-from xuetu.errors import NotFound, XuetuError
+from xuetu.errors import NotFound
 from xuetu.evaluate.doc import Doc
 from xuetu.evaluate.scoring import LABELS
 from xuetu.home import atomic_write_json, atomic_write_text, inside, xuetu_home

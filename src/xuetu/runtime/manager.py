@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 
 from xuetu import models
-from xuetu.errors import BadInput, Busy, ModelNotFound, Unavailable, XuetuError
+from xuetu.errors import BadInput, Busy, Unavailable, XuetuError
 from xuetu.models.ref import ModelRef
 from xuetu.runtime import loading
 from xuetu.runtime.placement import Placement, place

@@ -8,7 +8,7 @@ import json
 import re
 from pathlib import Path
 
-from xuetu.errors import NotFound, XuetuError
+from xuetu.errors import NotFound
 from xuetu.home import atomic_write_json, inside, xuetu_home
 
 
