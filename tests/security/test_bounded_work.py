@@ -105,7 +105,10 @@ def test_a_hostile_message_and_maximal_stop_strings_stall_nobody(serve, long_tin
     print(f"stream: {attacked:.1f} tokens/s under attack, {baseline:.1f} without ({attacked / baseline:.0%}); "
           f"/health: {len(latencies)} polls, slowest {max(latencies) * 1000:.0f} ms")
     assert len(latencies) > 20 and max(latencies) < 0.1, sorted(latencies)[-5:]
-    assert attacked >= 0.8 * baseline, (attacked, baseline)
+    # On 2 cores the hostile request's own bounded work (tokenizing 64 KB, refusing it) takes a core for a moment,
+    # so the stream slows a little: 86-87% here, 69% once on a loaded CI machine. A stall is another order: the
+    # quadratic guard pass held a 3 s stream up for 11 s, a third of the rate or less.
+    assert attacked >= 0.5 * baseline, (attacked, baseline)
 
 
 @pytest.mark.parametrize("where, body, limit", [
