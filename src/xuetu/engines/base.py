@@ -32,6 +32,9 @@ class Chunk:
     """Tokens generated so far."""
     finish_reason: str | None = None
     """None until the last chunk; then "stop" (end of turn or a stop string) or "length"."""
+    tool_calls: list | None = None
+    """On the last chunk of an answer that calls tools: its xuetu.tools.ToolCall list (set by the serving layer,
+    which then reports finish_reason "tool_calls")."""
 
 
 @dataclass

@@ -50,6 +50,7 @@ class LlamaCppEngine:
                          lora_path=str(ref.gguf_adapter) if ref.gguf_adapter else None, verbose=False)
         self.context_length = self.llm.n_ctx()
         template = self.llm.metadata.get("tokenizer.chat_template")
+        self.chat_template: str | None = template or None
         self.formatter = None
         if template:
             self.formatter = Jinja2ChatFormatter(template=template, eos_token=self._piece(self.llm.token_eos()),
@@ -61,7 +62,7 @@ class LlamaCppEngine:
         return self.llm.detokenize([token], special=True).decode("utf-8", errors="replace")
 
     # -- prompts ---------------------------------------------------------------------------------
-    def encode(self, messages_or_prompt: Messages | str | list[int]) -> list[int]:
+    def encode(self, messages_or_prompt: Messages | str | list[int], tools: list[dict] | None = None) -> list[int]:
         if isinstance(messages_or_prompt, list) and messages_or_prompt and all(
                 isinstance(t, int) for t in messages_or_prompt):
             return list(messages_or_prompt)
@@ -71,7 +72,7 @@ class LlamaCppEngine:
         if self.formatter is None:
             raise XuetuError(f"{self.ref.name} has no chat template (it is a base model)",
                              "Send it plain text to continue instead of chat messages.")
-        prompt = self.formatter(messages=messages).prompt
+        prompt = self.formatter(messages=messages, tools=tools).prompt
         # The template writes its own special tokens, as transformers' apply_chat_template assumes.
         return self.llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
 

@@ -89,8 +89,14 @@ class TransformersEngine:
         return ids
 
     # -- prompts ---------------------------------------------------------------------------------
-    def encode(self, prompt: Messages | str | list[int]) -> list[int]:
-        """Token ids of a plain prompt, of messages rendered with the chat template, or ids as given."""
+    @property
+    def chat_template(self) -> str | None:
+        template = self.tokenizer.chat_template
+        return template if isinstance(template, str) else None
+
+    def encode(self, prompt: Messages | str | list[int], tools: list[dict] | None = None) -> list[int]:
+        """Token ids of a plain prompt, of messages rendered with the chat template (and the tools, for templates
+        that render them), or ids as given."""
         if isinstance(prompt, str):
             return list(self.tokenizer(prompt)["input_ids"])
         if isinstance(prompt, list) and prompt and all(isinstance(t, int) for t in prompt):
@@ -99,7 +105,8 @@ class TransformersEngine:
         if not self.tokenizer.chat_template:
             raise XuetuError(f"{self.ref.name} has no chat template (it is a base model)",
                              "Send it plain text to continue instead of chat messages.")
-        out = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True)
+        out = self.tokenizer.apply_chat_template(messages, tools=tools, add_generation_prompt=True, tokenize=True,
+                                                 return_dict=True)
         ids = out["input_ids"]
         return list(ids[0] if ids and isinstance(ids[0], list) else ids)
 

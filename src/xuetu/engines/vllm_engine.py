@@ -66,13 +66,18 @@ class VllmEngine:
         self.engine = AsyncLLMEngine.from_engine_args(args)
         self.context_length = int(getattr(self.tokenizer, "model_max_length", 0) or 4096)
 
-    def encode(self, prompt: Messages | str | list[int]) -> list[int]:
+    @property
+    def chat_template(self) -> str | None:
+        template = self.tokenizer.chat_template
+        return template if isinstance(template, str) else None
+
+    def encode(self, prompt: Messages | str | list[int], tools: list[dict] | None = None) -> list[int]:
         if isinstance(prompt, str):
             return list(self.tokenizer(prompt)["input_ids"])
         if isinstance(prompt, list) and prompt and all(isinstance(t, int) for t in prompt):
             return list(prompt)
-        out = self.tokenizer.apply_chat_template(check_messages(prompt), add_generation_prompt=True, tokenize=True,
-                                                 return_dict=True)
+        out = self.tokenizer.apply_chat_template(check_messages(prompt), tools=tools, add_generation_prompt=True,
+                                                 tokenize=True, return_dict=True)
         return list(out["input_ids"])
 
     def count_tokens(self, prompt) -> int:

@@ -65,6 +65,12 @@ class Lease:
         return self.loaded.encoder
 
     @property
+    def encoder_template(self) -> str | None:
+        """The model's chat template, where its engine has one (tool calling reads its dialect from it)."""
+        template = getattr(self.loaded.encoder, "chat_template", None)
+        return template if isinstance(template, str) else None
+
+    @property
     def generates(self) -> bool:
         """False for an embedding model, which turns text into vectors and cannot answer."""
         return self.loaded.engine_name != "sentence-transformers"

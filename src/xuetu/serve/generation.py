@@ -16,9 +16,10 @@ from xuetu.engines.base import Chunk, GenerateOptions
 from xuetu.errors import BadInput, ContextTooLong
 from xuetu.runtime.manager import Lease
 from xuetu.runtime.runner import GenRequest, stream
-from xuetu.serve import guarding, pools
+from xuetu.serve import guarding, pools, tooling
 from xuetu.serve.guarding import RequestGuard
 from xuetu.serve.metrics import Metrics
+from xuetu.serve.tooling import ToolUse
 
 
 @dataclass
@@ -72,14 +73,14 @@ def _chars(prompt) -> int:
                for m in prompt)
 
 
-def encode_within_context(lease: Lease, prompt) -> list[int]:
+def encode_within_context(lease: Lease, prompt, tools: list[dict] | None = None) -> list[int]:
     """The prompt's token ids, or ContextTooLong when it cannot fit the model's context window."""
     limit = getattr(lease.encoder, "context_length", None)
     hint = "Shorten the conversation or the prompt."
     if limit and _chars(prompt) > limit * CHARS_PER_TOKEN:
         raise ContextTooLong(f"the prompt is {_chars(prompt)} characters, far more than the {limit} tokens "
                              f"{lease.ref.name} holds", hint)
-    ids = lease.encoder.encode(prompt)
+    ids = lease.encoder.encode(prompt, tools=tools) if tools else lease.encoder.encode(prompt)
     if limit and len(ids) >= limit:
         raise ContextTooLong(f"the prompt is {len(ids)} tokens but {lease.ref.name} holds {limit}", hint)
     return ids
@@ -91,12 +92,13 @@ def check_generates(lease: Lease) -> None:
                        "Use a chat model such as smollm2:135m, or POST /v1/embeddings.", param="model")
 
 
-async def generate(lease: Lease, prompt, options: GenerateOptions, started: float, serving: Serving
-                   ) -> tuple[AsyncIterator[Chunk], Timing]:
+async def generate(lease: Lease, prompt, options: GenerateOptions, started: float, serving: Serving,
+                   tools: ToolUse | None = None) -> tuple[AsyncIterator[Chunk], Timing]:
     """Start a generation; errors that can be known before the first token are raised here.
 
     The answer holds a lease of its own (`lease.share()`), released when the returned iterator ends, fails or
-    is closed; the caller's lease is the caller's to end.
+    is closed; the caller's lease is the caller's to end. With `tools`, the prompt offers them and the last
+    chunk carries the calls the answer makes (serve/tooling.py).
     """
     from xuetu.rag.answer import INSTRUCTIONS
 
@@ -107,7 +109,9 @@ async def generate(lease: Lease, prompt, options: GenerateOptions, started: floa
         check_generates(lease)
         # What the model cannot hold is refused before the guard reads it: the guard's work is then bounded by
         # the context window, not by the request's size.
-        ids = await asyncio.to_thread(encode_within_context, lease, prompt)
+        rendered, template_tools, dialect = tooling.prepared(prompt, tools, lease.encoder_template)
+        tooling.constrain(options, tools)
+        ids = await asyncio.to_thread(encode_within_context, lease, rendered, template_tools)
         trusted = (lease.ref.system, *INSTRUCTIONS.values())  # the operator's and the server's own words
         checked, refused = await pools.run("guard", guarding.check_input, serving.guard, prompt, trusted)
         if refused is not None:  # blocked before the model sees it: the answer is the refusal
@@ -116,7 +120,8 @@ async def generate(lease: Lease, prompt, options: GenerateOptions, started: floa
             timing.finish_reason = "content_filter"
             return guarding.refusal_stream(refused), timing
         if checked != prompt:  # personal data masked
-            ids = await asyncio.to_thread(lease.encoder.encode, checked)
+            rendered, template_tools, _ = tooling.prepared(checked, tools, lease.encoder_template)
+            ids = await asyncio.to_thread(encode_within_context, lease, rendered, template_tools)
         timing.prompt_tokens = len(ids)
         # may cap max_tokens at what the quota has left
         reservation = guarding.reserve_tokens(serving.guard, len(ids), options)
@@ -127,8 +132,10 @@ async def generate(lease: Lease, prompt, options: GenerateOptions, started: floa
         held.release()
         reservation.settle(0)
         raise
-    rest = _rest(serving.metrics, held, chunks, first, timing, reservation)
-    return _timed(guarding.guard_stream(serving.guard, rest), timing), timing
+    rest = guarding.guard_stream(serving.guard, _rest(serving.metrics, held, chunks, first, timing, reservation))
+    if dialect is not None and tools is not None and tools.active:
+        rest = tooling.split_calls(rest, tools, dialect)
+    return _timed(rest, timing), timing
 
 
 async def _timed(chunks: AsyncIterator[Chunk], timing: Timing) -> AsyncIterator[Chunk]:
@@ -167,3 +174,12 @@ async def _rest(metrics: Metrics, lease: Lease, chunks, first: Chunk, timing: Ti
 
 async def collect(chunks: AsyncIterator[Chunk]) -> str:
     return "".join([c.text async for c in chunks])
+
+
+async def collect_calls(chunks: AsyncIterator[Chunk]) -> tuple[str, list | None]:
+    """The whole answer's text and the tool calls it makes (None when it makes none)."""
+    parts, calls = [], None
+    async for c in chunks:
+        parts.append(c.text)
+        calls = c.tool_calls or calls
+    return "".join(parts), calls

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from xuetu.engines.base import MAX_STOP_CHARS, MAX_STOPS
+from xuetu.errors import BadInput
 
 
 class _Request(BaseModel):
@@ -32,15 +33,41 @@ class ContentPart(BaseModel):
     text: str | None = None
 
 
+class FunctionCall(BaseModel):
+    name: str = Field(min_length=1, max_length=64)
+    arguments: str = "{}"  # JSON text, as OpenAI sends it
+
+
+class ToolCallIn(BaseModel):
+    id: str = Field(min_length=1, max_length=256)
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
 class ChatMessage(BaseModel):
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[ContentPart] | None = None
     name: str | None = None
+    tool_calls: list[ToolCallIn] | None = Field(None, max_length=128)  # on assistant turns
+    tool_call_id: str | None = None  # on tool turns: the call this result answers
 
     def text(self) -> str:
         if self.content is None or isinstance(self.content, str):
             return self.content or ""
         return "".join(p.text or "" for p in self.content)
+
+    def as_message(self) -> dict:
+        """The message as the generation service takes it."""
+        out: dict = {"role": "system" if self.role == "developer" else self.role, "content": self.text()}
+        if self.tool_calls:
+            out["tool_calls"] = [c.model_dump() for c in self.tool_calls]
+        if self.role == "tool":
+            if self.tool_call_id is None:
+                raise BadInput("a tool message needs tool_call_id: the id of the call it answers", param="messages")
+            out["tool_call_id"] = self.tool_call_id
+        if self.name:
+            out["name"] = self.name
+        return out
 
 
 class StreamOptions(BaseModel):
@@ -80,7 +107,9 @@ class ChatCompletionRequest(_Sampling):
     logprobs: Literal[False] | None = None  # not supported
     max_completion_tokens: int | None = Field(None, ge=1)
     response_format: ResponseFormat | None = None
-    tools: list[dict] | None = None
+    tools: list[dict] | None = None  # checked by xuetu.tools.spec: 400 with the tool at fault
+    tool_choice: Literal["none", "auto", "required"] | dict | None = None
+    parallel_tool_calls: bool | None = None
     kb: str | None = None  # xuetu extension: answer from this knowledge base, with citations
 
 
@@ -115,11 +144,31 @@ class ChatIds:
         self.id, self.created, self.model = _id(prefix), int(time.time()), model
 
 
-def chat_completion(ids: ChatIds, text: str, finish: str, prompt: int, completion: int) -> dict:
+def chat_completion(ids: ChatIds, text: str, finish: str, prompt: int, completion: int,
+                    calls: list | None = None) -> dict:
+    message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
+    if calls:
+        message.update(content=text or None, tool_calls=[c.as_openai() for c in calls])
     return {"id": ids.id, "object": "chat.completion", "created": ids.created, "model": ids.model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text, "refusal": None},
-                         "logprobs": None, "finish_reason": finish}],
+            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
             "usage": usage(prompt, completion), "system_fingerprint": "xuetu"}
+
+
+ARGUMENT_PIECE = 32
+"""Characters of a call's arguments per streamed delta."""
+
+
+def tool_call_deltas(calls: list) -> list[dict]:
+    """Stream deltas for the calls, as OpenAI sends them: index, id, type and name first (arguments empty), then
+    the arguments in pieces; the SDK's stream accumulator joins them back."""
+    deltas = []
+    for i, call in enumerate(calls):
+        deltas.append({"tool_calls": [{"index": i, "id": call.id, "type": "function",
+                                       "function": {"name": call.name, "arguments": ""}}]})
+        args = call.arguments_json()
+        deltas += [{"tool_calls": [{"index": i, "function": {"arguments": args[j:j + ARGUMENT_PIECE]}}]}
+                   for j in range(0, len(args), ARGUMENT_PIECE)]
+    return deltas
 
 
 def chat_chunk(ids: ChatIds, delta: dict, finish: str | None) -> dict:

@@ -16,7 +16,8 @@ from xuetu.errors import BadInput
 from xuetu.runtime.options import generation_options
 from xuetu.serve.common import wants_wait
 from xuetu.serve.errors import stream_error
-from xuetu.serve.generation import collect, generate, serving
+from xuetu.serve.generation import collect, collect_calls, generate, serving
+from xuetu.serve.tooling import ToolUse
 from xuetu.serve import rag
 from xuetu.serve.openai import protocol as p
 
@@ -81,16 +82,18 @@ async def chat_completions(body: p.ChatCompletionRequest, request: Request):
     model, kb_name = rag.split_model(body.model, body.kb)
     context = serving(request)
     async with request.app.state.manager.lease(model, body.keep_alive, wants_wait(request)) as lease:
-        messages = [{"role": "system" if m.role == "developer" else m.role, "content": m.text()} for m in body.messages]
+        messages = [m.as_message() for m in body.messages]
+        tools = ToolUse.parse(body.tools, body.tool_choice, body.parallel_tool_calls)
         opts = _options(body, lease.ref.params, request, format=_format(body.response_format))
         used = None
         if kb_name:
             messages, used = await rag.augment(lease, messages, kb_name, context.guard)
-        chunks, timing = await generate(lease, messages, opts, started, context)
+        chunks, timing = await generate(lease, messages, opts, started, context, tools)
     ids = p.ChatIds(lease.ref.name)
     if not body.stream:
-        text = await collect(chunks)
-        reply = p.chat_completion(ids, text, timing.finish_reason, timing.prompt_tokens, timing.completion_tokens)
+        text, calls = await collect_calls(chunks)
+        reply = p.chat_completion(ids, text, timing.finish_reason, timing.prompt_tokens, timing.completion_tokens,
+                                  calls)
         if used is not None:
             reply["citations"] = rag.citations_payload(text, used)  # xuetu extension
         return reply
@@ -102,6 +105,8 @@ async def chat_completions(body: p.ChatCompletionRequest, request: Request):
             if chunk.text:
                 parts.append(chunk.text)
                 yield p.chat_chunk(ids, {"content": chunk.text}, None)
+            for delta in p.tool_call_deltas(chunk.tool_calls or []):
+                yield p.chat_chunk(ids, delta, None)
             if chunk.finish_reason:
                 last = p.chat_chunk(ids, {}, chunk.finish_reason)
                 if used is not None:  # xuetu extension: the sources ride on the final chunk
