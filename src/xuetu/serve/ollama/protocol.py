@@ -47,10 +47,40 @@ class _Named(_Request):
         return self
 
 
+class CallFunction(_Request):
+    name: str = Field(min_length=1, max_length=64)
+    arguments: dict[str, Any] = Field(default_factory=dict)  # an object, as Ollama sends it
+
+
+class ToolCall(_Request):
+    id: str | None = None
+    function: CallFunction
+
+
 class Message(_Request):
     role: Literal["system", "user", "assistant", "tool"]
     content: str = ""
     images: list[str] | None = None
+    tool_calls: list[ToolCall] | None = Field(None, max_length=128)  # on assistant turns
+    tool_name: str | None = None  # on tool turns: the function whose result this is
+    name: str | None = None  # older clients' spelling of tool_name
+
+    def as_message(self, i: int) -> dict:
+        """The message in the generation service's (OpenAI's) shape; calls get ids when they have none."""
+        out: dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.tool_calls:
+            out["tool_calls"] = [{"id": c.id or f"call_{i}_{j}", "type": "function",
+                                  "function": {"name": c.function.name, "arguments": c.function.arguments}}
+                                 for j, c in enumerate(self.tool_calls)]
+        if self.role == "tool" and (self.tool_name or self.name):
+            out["name"] = self.tool_name or self.name
+        return out
+
+
+def tool_calls(calls: list) -> list[dict]:
+    """Calls as Ollama returns them: arguments as objects."""
+    return [{"id": c.id, "function": {"index": i, "name": c.name, "arguments": c.arguments}}
+            for i, c in enumerate(calls)]
 
 
 class GenerateRequest(_Named):
@@ -68,7 +98,8 @@ class GenerateRequest(_Named):
 
 class ChatRequest(_Named):
     messages: list[Message] = Field(default_factory=list)
-    tools: list[dict] | None = None
+    tools: list[dict] | None = None  # checked by xuetu.tools.spec: 400 with the tool at fault
+    tool_choice: Literal["none", "auto", "required"] | dict | None = None  # xuetu extension (OpenAI's)
     format: Literal["json"] | dict | None = None
     options: Options | None = None
     stream: bool = True

@@ -17,7 +17,8 @@ from xuetu.runtime.options import generation_options
 from xuetu.runtime.settings import parse_duration
 from xuetu.serve.common import wants_wait
 from xuetu.serve.errors import stream_error
-from xuetu.serve.generation import collect, generate, serving
+from xuetu.serve.generation import collect, collect_calls, generate, serving
+from xuetu.serve.tooling import ToolUse
 from xuetu.serve import pools, rag
 from xuetu.serve.ollama import protocol as p
 
@@ -97,11 +98,20 @@ async def generate_route(body: p.GenerateRequest, request: Request):
     return _ndjson(events())
 
 
+def _assistant(text: str, calls: list | None) -> dict:
+    message = {"role": "assistant", "content": text}
+    if calls:
+        message["tool_calls"] = p.tool_calls(calls)
+    return message
+
+
+def _done_reason(finish: str | None) -> str | None:
+    return "stop" if finish == "tool_calls" else finish  # Ollama ends an answer with calls as "stop"
+
+
 @router.post("/chat")
 async def chat_route(body: p.ChatRequest, request: Request):
     started = time.perf_counter()
-    if body.tools:
-        raise BadInput("tools are not supported yet", param="tools")
     if any(m.images for m in body.messages):
         raise BadInput("images are not supported: xuetu's models read text", param="messages")
     if not body.messages:
@@ -110,16 +120,17 @@ async def chat_route(body: p.ChatRequest, request: Request):
     context = serving(request)
     async with request.app.state.manager.lease(model, body.keep_alive, wants_wait(request)) as lease:
         opts = _options(body.options, lease.ref.params, request, body.format)
-        messages = _with_system([{"role": m.role, "content": m.content} for m in body.messages], lease.ref.system)
+        messages = _with_system([m.as_message(i) for i, m in enumerate(body.messages)], lease.ref.system)
+        tools = ToolUse.parse(body.tools, body.tool_choice)
         used = None
         if kb_name:
             messages, used = await rag.augment(lease, messages, kb_name, context.guard)
-        chunks, timing = await generate(lease, messages, opts, started, context)
+        chunks, timing = await generate(lease, messages, opts, started, context, tools)
     name = lease.ref.name
     if not body.stream:
-        text = await collect(chunks)
-        reply = {"model": name, "created_at": p.now(), "message": {"role": "assistant", "content": text},
-                 **p.final_fields(timing, timing.finish_reason)}
+        text, calls = await collect_calls(chunks)
+        reply = {"model": name, "created_at": p.now(), "message": _assistant(text, calls),
+                 **p.final_fields(timing, _done_reason(timing.finish_reason))}
         if used is not None:
             reply["citations"] = rag.citations_payload(text, used)  # xuetu extension
         return reply
@@ -131,9 +142,12 @@ async def chat_route(body: p.ChatRequest, request: Request):
                 parts.append(chunk.text)
                 yield {"model": name, "created_at": p.now(), "message": {"role": "assistant", "content": chunk.text},
                        "done": False}
+            if chunk.tool_calls:  # as Ollama streams them: whole, in a line of their own before the last
+                yield {"model": name, "created_at": p.now(), "message": _assistant("", chunk.tool_calls),
+                       "done": False}
             if chunk.finish_reason:
                 last = {"model": name, "created_at": p.now(), "message": {"role": "assistant", "content": ""},
-                        **p.final_fields(timing, chunk.finish_reason)}
+                        **p.final_fields(timing, _done_reason(chunk.finish_reason))}
                 if used is not None:  # xuetu extension: the sources ride on the final line
                     last["citations"] = rag.citations_payload("".join(parts), used)
                 yield last
