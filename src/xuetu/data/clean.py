@@ -173,8 +173,9 @@ class RecordChecker:
         if not record.is_text:
             if not any(m["role"] == "user" and m["content"] for m in record.messages):
                 raise _Reject("no_question", "no non-empty user turn")
-            if not record.messages or record.messages[-1]["role"] != "assistant" or not record.messages[-1]["content"]:
-                raise _Reject("no_answer", "the conversation does not end with a non-empty answer")
+            last = record.messages[-1] if record.messages else {"role": None}
+            if last["role"] != "assistant" or not (last["content"] or last.get("tool_calls")):
+                raise _Reject("no_answer", "the conversation does not end with a non-empty answer or a tool call")
         value = repeated_line_ratio(text)
         if value > self.args.max_repeated_lines:
             raise _Reject("repeated_lines", f"{value:.2f} > {self.args.max_repeated_lines}")
