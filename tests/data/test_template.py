@@ -64,3 +64,38 @@ def test_templates_that_rewrite_history_are_refused():
     tok = tokenizer_with("{% for m in messages %}{{ m['content'] }}{% endfor %}{% if add_generation_prompt %}>>{% endif %}")
     with pytest.raises(XuetuError, match="prefix"):
         tokenize_for_training(tok, to_record(CONVERSATION))
+
+
+TOOL_RECORD = {
+    "tools": [{"type": "function", "function": {"name": "get_weather", "description": "The weather in a city.",
+                                                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}],
+    "messages": [{"role": "user", "content": "北京天气？"},
+                 {"role": "assistant", "content": "", "tool_calls": [
+                     {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "北京"}'}}]},
+                 {"role": "tool", "tool_call_id": "c1", "content": "晴，25度"},
+                 {"role": "assistant", "content": "北京今天晴，25度。"}]}
+
+
+def test_tool_calls_are_trained_as_serving_renders_them_and_results_are_not():
+    """The embedded model's template has no tools: xuetu's fallback prompt, calls as <tool_call> blocks."""
+    from xuetu.tools.prompt import FALLBACK
+
+    tok = tokenizer_with(SMOLLM2)
+    ex = tokenize_for_training(tok, to_record(TOOL_RECORD))
+    full = tok.decode(ex.input_ids)
+    assert FALLBACK.splitlines()[0] in full and '"name": "get_weather"' in full
+    trained = tok.decode([t for t, lab in zip(ex.input_ids, ex.labels) if lab != IGNORE])
+    assert trained == ('<tool_call>\n{"name": "get_weather", "arguments": {"city": "北京"}}\n</tool_call><|im_end|>\n'
+                       "北京今天晴，25度。<|im_end|>\n")
+    assert "晴，25度<" not in trained.replace("晴，25度。", "")  # the tool's result is read, not learnt
+
+
+def test_a_template_with_tools_renders_its_own_tool_prompt_for_training():
+    qwen_tools = (Path(__file__).parents[1] / "tools" / "templates" / "qwen2.5.jinja").read_text(encoding="utf-8")
+    tok = tokenizer_with(qwen_tools)
+    ex = tokenize_for_training(tok, to_record(TOOL_RECORD))
+    full = tok.decode(ex.input_ids)
+    assert "# Tools" in full and "<tool_response>\n晴，25度\n</tool_response>" in full
+    trained = tok.decode([t for t, lab in zip(ex.input_ids, ex.labels) if lab != IGNORE])
+    assert '<tool_call>\n{"name": "get_weather", "arguments": {"city": "北京"}}\n</tool_call>' in trained
+    assert "<tool_response>" not in trained

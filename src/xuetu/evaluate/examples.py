@@ -4,6 +4,9 @@ question/answer rows), turned into examples of a question to ask and the referen
 The last assistant turn of each conversation is the reference; everything before it is what the model sees.
 Extra fields ride along: `keywords` (a list, or a string split on , ; ，；) feeds the keyword hit rate and
 `label` marks a classification example. Plain-text records (`{"text": ...}` or .txt files) are for perplexity.
+
+A tool-calling example (messages or ShareGPT with `tools`, as `xuetu data` reads them) has the tools offered
+and, when its last assistant turn calls tools, the reference calls: the tool metrics score those.
 """
 
 from __future__ import annotations
@@ -28,6 +31,10 @@ class Example:
     label: str | None = None
     source: str = ""
     extra: dict = field(default_factory=dict)
+    tools: list[dict] | None = None
+    """The tools offered (OpenAI's shape), for tool-calling examples."""
+    calls: list[dict] = field(default_factory=list)
+    """The reference's tool calls, [{"name", "arguments"}]; empty when the reference answers in words."""
 
     @property
     def question(self) -> str:
@@ -35,7 +42,8 @@ class Example:
 
     def to_dict(self) -> dict:
         return {"id": self.id, "question": self.question, "reference": self.reference, "source": self.source,
-                **({"keywords": self.keywords} if self.keywords else {}), **({"label": self.label} if self.label else {})}
+                **({"keywords": self.keywords} if self.keywords else {}), **({"label": self.label} if self.label else {}),
+                **({"calls": self.calls} if self.calls else {})}
 
 
 def _keywords(value, where: str) -> list[str]:
@@ -72,15 +80,18 @@ def load_examples(path: str | Path, limit: int | None = None) -> list[Example]:
             skipped_text += 1
             continue
         msgs = record.messages
-        if len(msgs) < 2 or msgs[-1]["role"] != "assistant" or msgs[-2]["role"] != "user":
+        if len(msgs) < 2 or msgs[-1]["role"] != "assistant" or msgs[-2]["role"] not in ("user", "tool"):
             raise XuetuError(f"{where}: an evaluation example needs a question and a reference answer",
                              'Give each line e.g. {"question": "…", "answer": "…"} (or messages ending with '
                              "the assistant's reference answer).")
         extra = dict(record.meta.get("extra") or {})
         label = extra.pop("label", None)
+        calls = [{"name": c["function"]["name"], "arguments": c["function"]["arguments"]}
+                 for c in msgs[-1].get("tool_calls") or []]
         out.append(Example(id=str(i), messages=msgs[:-1], reference=msgs[-1]["content"], system=record.system,
                            keywords=_keywords(extra.pop("keywords", None), where),
-                           label=None if label is None else str(label), source=where, extra=extra))
+                           label=None if label is None else str(label), source=where, extra=extra,
+                           tools=record.tools, calls=calls))
         if limit and len(out) >= limit:
             break
     if not out:

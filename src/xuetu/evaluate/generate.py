@@ -28,10 +28,13 @@ class Generated:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     error: str | None = None
+    calls: list[dict] | None = None
+    """The tool calls the answer makes, [{"name", "arguments"}], when tools were offered."""
 
     def to_dict(self) -> dict:
         return {"text": self.text, "seconds": round(self.seconds, 4), "prompt_tokens": self.prompt_tokens,
-                "completion_tokens": self.completion_tokens, **({"error": self.error} if self.error else {})}
+                "completion_tokens": self.completion_tokens, **({"error": self.error} if self.error else {}),
+                **({"calls": self.calls} if self.calls is not None else {})}
 
 
 class Models:
@@ -112,38 +115,66 @@ class Models:
         return info
 
     def answer(self, name: str, prompts: list[Messages], options: GenerateOptions,
-               on_done: Callable[[], None] | None = None) -> list[Generated]:
+               on_done: Callable[[], None] | None = None, tools: list[list[dict] | None] | None = None
+               ) -> list[Generated]:
+        """An answer per prompt; with `tools` (per prompt, or None), the model may call them ("auto")."""
         _, running, where = self._get(name)
         return _run(_answer_all(running, prompts, options, where.adapter, self.concurrency(name),
-                                on_done or (lambda: None)))
+                                on_done or (lambda: None), tools or [None] * len(prompts)))
 
 
-async def _answer_all(running, prompts, options, adapter, concurrency: int, done) -> list[Generated]:
+def _encode(engine, messages, tools: list[dict] | None):
+    """(token ids, the dialect to read calls in, the tool names offered) for one prompt."""
+    if not tools:
+        return engine.encode(messages), None, set()
+    from xuetu.tools import parse_tools
+    from xuetu.tools.prompt import prepare
+
+    offered = parse_tools(tools)
+    rendered, template_tools, dialect = prepare(messages, offered, getattr(engine, "chat_template", None))
+    ids = engine.encode(rendered, tools=template_tools) if template_tools else engine.encode(rendered)
+    return ids, dialect, {t.name for t in offered}
+
+
+def _calls(text: str, dialect, known: set[str]) -> tuple[str, list[dict] | None]:
+    """The answer's text and calls, read as serving reads them (a malformed or unknown call is no call)."""
+    if dialect is None:
+        return text, None
+    from xuetu.tools.stream import CallSplitter
+
+    splitter = CallSplitter(dialect, known)
+    splitter.push(text)
+    _, parsed = splitter.finish()
+    return parsed.content, [{"name": c.name, "arguments": c.arguments} for c in parsed.calls]
+
+
+async def _answer_all(running, prompts, options, adapter, concurrency: int, done, tools) -> list[Generated]:
     """Every prompt through the model's runner, `concurrency` at a time; a failed example fails alone."""
     from xuetu.runtime.runner import GenRequest, stream
 
     gate = asyncio.Semaphore(concurrency)
     engine = running.encoder
 
-    async def one(messages):
+    async def one(messages, offered):
         async with gate:
             start = time.perf_counter()
             try:
-                ids = engine.encode(messages)
+                ids, dialect, known = _encode(engine, messages, offered)
                 if hasattr(engine, "budget"):
                     engine.budget(len(ids), options)  # too long a prompt: this example fails, not the run
                 parts, last = [], None
                 async for chunk in stream(running.runner, GenRequest(ids, options, adapter=adapter)):
                     parts.append(chunk.text)
                     last = chunk
-                result = Generated("".join(parts).strip(), time.perf_counter() - start,
-                                   last.prompt_tokens if last else 0, last.completion_tokens if last else 0)
+                text, calls = _calls("".join(parts).strip(), dialect, known)
+                result = Generated(text, time.perf_counter() - start, last.prompt_tokens if last else 0,
+                                   last.completion_tokens if last else 0, calls=calls)
             except XuetuError as e:
                 result = Generated("", time.perf_counter() - start, error=e.message)
             done()
             return result
 
-    return list(await asyncio.gather(*(one(p) for p in prompts)))
+    return list(await asyncio.gather(*(one(p, t) for p, t in zip(prompts, tools))))
 
 
 def _run(coro):

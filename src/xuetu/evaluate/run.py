@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from xuetu.errors import XuetuError
-from xuetu.evaluate import scoring
+from xuetu.evaluate import scoring, toolscore
 from xuetu.evaluate.examples import Example, file_digest, load_examples, load_texts
 from xuetu.evaluate.generate import Generated, Models
 from xuetu.home import atomic_write_json, xuetu_home
@@ -121,6 +121,10 @@ def build_prompts(examples: list[Example], spec: EvalSpec, engine, default_syste
     prompts, retrieval = [], []
     try:
         for ex in examples:
+            if ex.tools or ex.messages[-1]["role"] != "user":  # a tool conversation goes to the model as it is
+                system = ex.system or default_system
+                prompts.append(([{"role": "system", "content": system}] if system else []) + ex.messages)
+                continue
             history, system, user = ex.messages[:-1], ex.system, ex.question
             if template is not None:
                 values = {k: v for k, v in {**ex.extra, **spec.variables}.items() if k in template.variables}
@@ -172,7 +176,7 @@ def _answers(spec: EvalSpec, models: Models, examples: list[Example], progress: 
 
     start = time.perf_counter()
     with tqdm(total=len(prompts), desc=f"answering with {ref.name}", unit="q", disable=not progress) as bar:
-        answers = models.answer(spec.model, prompts, opts, on_done=bar.update)
+        answers = models.answer(spec.model, prompts, opts, on_done=bar.update, tools=[e.tools for e in examples])
     wall = time.perf_counter() - start + sum(r["seconds"] for r in retrieval)
     info = models.info(spec.model)
     cache_put(key, {"model": ref.name, "answers": [a.to_dict() for a in answers], "retrieval": retrieval,
@@ -245,6 +249,9 @@ def _evaluate(spec: EvalSpec, models: Models, progress: bool) -> dict:
     for metric in wanted:
         if metric in scoring.GENERATION or metric == "classification":
             per[metric] = scoring.per_example(metric, texts, examples, spec.chinese)
+            result["metrics"][metric] = scoring.summarise(metric, per[metric], texts, examples)
+        elif metric in toolscore.TOOL_METRICS:
+            per[metric] = toolscore.per_example(metric, [a.calls or [] for a in answers], examples)
             result["metrics"][metric] = scoring.summarise(metric, per[metric], texts, examples)
     if "judge" in wanted:
         from xuetu.evaluate.stats import bootstrap_ci
