@@ -130,6 +130,77 @@ def test_chat_streams_markdown_and_keeps_the_conversation(page, web):
     assert page.locator("#conversations li").count() == 1
 
 
+WEATHER = [{"type": "function", "function": {"name": "get_weather", "description": "The weather in a city.",
+                                            "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                                                           "required": ["city"]}}}]
+
+
+def _tools(page, text: str, choice: str | None = None):
+    """Paste tool definitions into the settings (the box checks them when it loses focus) and pick a tool choice."""
+    _settings(page)
+    page.fill("#tools", text)
+    page.dispatch_event("#tools", "change")
+    if choice:
+        page.select_option("#tool-choice", choice)
+
+
+def test_tool_calls_and_results_in_a_conversation(page, web):
+    sent = []  # the requests the app makes, read as they go (nothing is changed or answered for the app)
+    page.on("request", lambda r: sent.append(r.post_data_json) if r.url.endswith("/v1/chat/completions") else None)
+    page.goto(web.url + "/?model=smollm2:135m")
+    page.wait_for_selector("#model-select option[value='smollm2:135m']", state="attached")
+    _settings(page, temperature=0, max_tokens=8)
+
+    # Tools that are not a JSON list are refused inline and not sent.
+    for bad in ("{not json", '{"type": "function"}'):
+        _tools(page, bad)
+        assert "JSON list" in page.locator("#tools-error:visible").inner_text()
+    _ask(page, "Hi")
+    _last_answer(page)
+    assert "tools" not in sent[-1] and "tool_choice" not in sent[-1]
+
+    # A forced call is shown collapsed, with its arguments.
+    page.click("#new-chat")
+    _tools(page, json.dumps(WEATHER), "required")
+    assert page.locator("#tools-error").is_hidden()
+    _settings(page, max_tokens=512)
+    _ask(page, "What is the weather in Paris?")
+    call = _last_answer(page).locator("details.tool-call")
+    assert sent[-1]["tools"] == WEATHER and sent[-1]["tool_choice"] == "required"
+    assert call.count() == 1 and call.get_attribute("open") is None
+    summary = call.locator("summary").inner_text()
+    assert summary.startswith("called get_weather(city=") and "Paris" in summary, summary
+    assert '"city"' in call.locator("pre").text_content()  # the pretty-printed arguments, under the summary
+    assert "get_weather" in page.locator("#tool-mode:visible").inner_text()  # the composer waits for the result
+    page.screenshot(path=str(ARTIFACTS / "tool-call.png"), full_page=True)
+
+    # The result goes back as a tool message; the model is asked again at once and answers in words.
+    _ask(page, "18 degrees and sunny")
+    result = page.locator("#messages details.tool-result")
+    assert result.locator("summary").inner_text() == "get_weather returned: 18 degrees and sunny"
+    assert result.get_attribute("open") is None
+    page.wait_for_selector("#messages .message:last-child.assistant .stats", timeout=120_000)
+    messages = sent[-1]["messages"]
+    call_id = messages[1]["tool_calls"][0]["id"]
+    assert [m["role"] for m in messages] == ["user", "assistant", "tool"]
+    assert messages[2] == {"role": "tool", "tool_call_id": call_id, "content": "18 degrees and sunny"}
+    assert sent[-1]["tool_choice"] == "auto"  # "required" would force another call: results are answered freely
+    followup = page.locator("#messages .message.assistant").last
+    assert followup.locator(".content").inner_text().strip() and followup.locator(".tool-call").count() == 0
+    assert page.locator("#tool-mode").is_hidden()
+
+    # Calls, results and the tool settings survive a reload, and the summaries are translated.
+    page.reload()
+    page.wait_for_selector("#messages details.tool-result")
+    assert page.locator("#messages details.tool-call").count() == 1
+    assert json.loads(page.input_value("#tools")) == WEATHER and page.input_value("#tool-choice") == "required"
+    page.click("#lang-button")
+    assert page.locator("#messages details.tool-call summary").inner_text().startswith("调用了 get_weather(city=")
+    assert page.locator("#messages details.tool-result summary").inner_text() == "get_weather 返回：18 degrees and sunny"
+    page.click("#messages details.tool-call summary")  # opened for the screenshot
+    assert page.locator("#messages details.tool-call[open] pre").is_visible()
+
+
 def test_a_knowledge_base_by_drag_and_drop_then_a_cited_answer(page, web):
     page.goto(web.url + "/#kb")
     page.fill("#kb-new-name", "webkb")

@@ -1,14 +1,17 @@
 // Chat: streamed answers as Markdown, stop and regenerate, conversations kept in the browser (localStorage),
-// system prompt and sampling settings, and a knowledge-base switch whose answers list their sources.
+// system prompt and sampling settings, a knowledge-base switch whose answers list their sources, and tools: the
+// model's calls are shown, the user types each result, and the model is asked again once every call has one.
 import { el, getJSON, markdown, request, streamJSON, toast } from "./api.js";
 import { onLangChange, t } from "./i18n.js";
+import { addCallDeltas, callText, parseTools, pendingCalls, toolCallNode, toolResultNode, wire } from "./tools.js";
 
 const STORE = "xuetu.conversations";
 const SETTINGS = "xuetu.settings";
 const $ = (id) => document.getElementById(id);
 
 let conversations = load(STORE, []);
-let settings = { temperature: 0.2, top_p: 0.95, max_tokens: 512, model: "", kb: "", useKb: false, ...load(SETTINGS, {}) };
+let settings = { temperature: 0.2, top_p: 0.95, max_tokens: 512, model: "", kb: "", useKb: false, tools: "",
+                 tool_choice: "auto", ...load(SETTINGS, {}) };
 let current = conversations[0]?.id || null;
 let controller = null;  // the AbortController of the answer being streamed
 
@@ -68,12 +71,18 @@ function statsLine(m) {
 }
 
 function messageNode(m) {
+  if (m.role === "tool") return toolMessageNode(m);
   const body = el("div.content");
   if (m.role === "assistant") { body.innerHTML = markdown(m.content); addCopyButtons(body); }
   else body.textContent = m.content;
   return el(`article.message.${m.role}`, { "aria-label": m.role === "user" ? t("chat.you") : t("chat.assistant") },
     el("div.who", { text: m.role === "user" ? t("chat.you") : (m.model || t("chat.assistant")) }),
-    body, m.role === "assistant" ? sourcesBlock(m.citations) : null, statsLine(m));
+    body, (m.tool_calls || []).map(toolCallNode), m.role === "assistant" ? sourcesBlock(m.citations) : null, statsLine(m));
+}
+
+function toolMessageNode(m) {
+  return el("article.message.tool", { "aria-label": t("chat.toolResult") },
+    el("div.who", { text: t("chat.toolResult") }), toolResultNode(m));
 }
 
 function addCopyButtons(root) {
@@ -96,6 +105,20 @@ function renderMessages() {
     box.scrollTop = box.scrollHeight;
   }
   $("regenerate").disabled = !c || !c.messages.some((m) => m.role === "assistant") || Boolean(controller);
+  composerMode(c);
+}
+
+/** While calls wait for results, the composer names the next one and what is sent becomes its result. */
+function composerMode(c) {
+  const call = controller ? null : pendingCalls(c)[0];
+  $("tool-mode").hidden = !call;
+  $("tool-mode").textContent = call ? t("chat.resultFor", { call: callText(call) }) : "";
+  $("prompt").placeholder = t(call ? "chat.resultHint" : "chat.placeholder");
+}
+
+function showToolsError() {
+  $("tools-error").hidden = parseTools(settings.tools) !== null;
+  $("tools-error").textContent = t("chat.toolsInvalid");
 }
 
 function renderAll() { renderList(); renderMessages(); }
@@ -105,12 +128,23 @@ function renderAll() { renderList(); renderMessages(); }
 function payload(c) {
   const messages = [];
   if (c.system && c.system.trim()) messages.push({ role: "system", content: c.system.trim() });
-  for (const m of c.messages) if (m.content) messages.push({ role: m.role, content: m.content });
+  for (const m of c.messages) if (m.content || m.tool_calls?.length || m.role === "tool") messages.push(wire(m));
   const body = { model: settings.model, messages, stream: true, stream_options: { include_usage: true },
                  temperature: Number(settings.temperature), top_p: Number(settings.top_p),
                  max_tokens: Number(settings.max_tokens) };
   if (settings.useKb && settings.kb) body.kb = settings.kb;
+  addTools(body, c);
   return body;
+}
+
+/** The tools from the settings, unless their JSON is not a list (the settings show why). "required" forces a call
+ * on every request, so the request that carries tool results sends "auto" instead: the model can then answer. */
+function addTools(body, c) {
+  const tools = parseTools(settings.tools);
+  if (!tools || !tools.length) return;
+  const carriesResults = c.messages[c.messages.length - 1]?.role === "tool";
+  body.tools = tools;
+  body.tool_choice = settings.tool_choice === "required" && carriesResults ? "auto" : settings.tool_choice;
 }
 
 function busy(on) {
@@ -140,12 +174,13 @@ async function answer(c) {
   try {
     const response = await request("/v1/chat/completions", { method: "POST", json: body, signal: controller.signal });
     for await (const chunk of streamJSON(response)) {
-      const delta = chunk.choices?.[0]?.delta?.content;
-      if (delta) {
+      const delta = chunk.choices?.[0]?.delta;
+      if (delta?.content) {
         first ??= performance.now();
-        reply.content += delta;
+        reply.content += delta.content;
         if (!pending) { pending = true; requestAnimationFrame(paint); }
       }
+      if (delta?.tool_calls) addCallDeltas(reply, delta.tool_calls);  // sent whole at the end: speed counts from the start
       if (chunk.citations) reply.citations = chunk.citations;
       if (chunk.usage) usage = chunk.usage;
     }
@@ -160,7 +195,8 @@ async function answer(c) {
   const completion = usage?.completion_tokens ?? null;
   reply.stats = { prompt_tokens: usage?.prompt_tokens ?? null, completion_tokens: completion,
                   tokens_per_s: completion ? (completion / seconds).toFixed(1) : null };
-  if (!reply.content && reply.error) c.messages.pop();
+  if (reply.tool_calls) reply.tool_calls = reply.tool_calls.filter(Boolean);
+  if (!reply.content && !reply.tool_calls?.length && reply.error) c.messages.pop();
   c.updated = Date.now();
   save();
   renderAll();
@@ -175,6 +211,15 @@ async function send(text) {
   save();
   renderAll();
   await answer(c);
+}
+
+/** The user's text as the result of the next pending call; with the last result in, the model answers again. */
+async function sendResult(c, call, text) {
+  c.messages.push({ role: "tool", tool_call_id: call.id, name: call.function.name, content: text });
+  c.updated = Date.now();
+  save();
+  renderAll();
+  if (!pendingCalls(c).length) await answer(c);
 }
 
 async function regenerate() {
@@ -227,6 +272,10 @@ export function setupChat() {
   bind("temperature", "temperature", "temperature-out");
   bind("top-p", "top_p", "top-p-out");
   bind("max-tokens", "max_tokens");
+  bind("tools", "tools");
+  bind("tool-choice", "tool_choice");
+  $("tools").addEventListener("change", showToolsError);
+  showToolsError();
   $("system-prompt").value = conversation()?.system || "";
   $("system-prompt").addEventListener("change", () => { const c = conversation(); if (c) { c.system = $("system-prompt").value; save(); } });
   $("model-select").addEventListener("change", (e) => { settings.model = e.target.value; save(); });
@@ -242,7 +291,9 @@ export function setupChat() {
     const text = $("prompt").value.trim();
     if (!text || controller) return;
     $("prompt").value = "";
-    send(text);
+    const call = pendingCalls(conversation())[0];
+    if (call) sendResult(conversation(), call, text);
+    else send(text);
   });
   $("prompt").addEventListener("keydown", (e) => {  // Enter sends; Shift+Enter (or an IME composition) does not
     if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); $("composer").requestSubmit(); }
@@ -256,6 +307,6 @@ export function setupChat() {
   document.addEventListener("click", (e) => {  // on a phone, a tap beside the open menu closes it
     if ($("chat-sidebar").classList.contains("open") && !e.target.closest("#chat-sidebar, #sidebar-toggle")) closeSidebar();
   });
-  onLangChange(renderAll);
+  onLangChange(() => { renderAll(); showToolsError(); });
   renderAll();
 }
