@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from dataclasses import dataclass, field
 
@@ -52,7 +53,7 @@ def build_examples(records: list[Record], tokenizer, max_length: int, truncation
     out = []
     for r in records:
         if system_prompt and not r.is_text and not r.system:
-            r = Record(messages=r.messages, system=system_prompt, meta=r.meta)
+            r = dataclasses.replace(r, system=system_prompt)
         ex = tokenize_for_training(tokenizer, r)
         if len(ex.input_ids) > max_length:
             if truncation == "drop":
