@@ -47,6 +47,19 @@ def test_a_python_function_as_tool_with_a_forced_choice_returns_its_call(server,
     assert get_weather(**call.function.arguments).startswith("18 degrees")
 
 
+def test_a_forced_call_copies_an_argument_from_the_conversation(server):
+    """No repeat penalty on a forced call unless asked: the default one made the model write "<string>" here."""
+    customer = {"type": "function", "function": {"name": "create_customer", "parameters": {
+        "type": "object", "properties": {"customer_name": {"type": "string"}, "description": {"type": "string"}},
+        "required": ["customer_name", "description"]}}}
+    ask = [{"role": "user", "content": "Create a customer named 'こんにちは株式会社' (Hello Corporation) - a company"}]
+    r = _chat(server, messages=ask, tools=[customer], tool_choice="required",
+              options={"temperature": 0, "num_predict": 120})
+    assert r.status_code == 200, r.text
+    args = r.json()["message"]["tool_calls"][0]["function"]["arguments"]
+    assert args["customer_name"] == "こんにちは株式会社", args
+
+
 def test_the_sdk_sends_a_function_as_a_tool_and_reads_the_answer(ollama_client):
     """ollama.chat(tools=[a Python function]) as its README shows; the model may answer or call."""
     r = ollama_client.chat(model="smollm2:135m", messages=ASK, tools=[get_weather],

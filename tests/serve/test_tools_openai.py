@@ -88,6 +88,37 @@ def test_a_streamed_call_accumulates_in_the_sdk(openai_client):
     _valid(call)
 
 
+CUSTOMER = {"type": "function", "function": {
+    "name": "create_customer", "description": "Create a customer with a name in its own language.",
+    "parameters": {"type": "object", "properties": {"customer_name": {"type": "string"},
+                                                    "description": {"type": "string"}},
+                   "required": ["customer_name", "description"]}}}
+
+
+@pytest.mark.parametrize("name", ["こんにちは株式会社", "你好啊集团"])
+def test_a_forced_call_copies_an_argument_from_the_conversation(openai_client, name):
+    """A forced call has no repeat penalty by default: the prose default, which looks back over the prompt too,
+    pushed the model off the very tokens it had to copy (it wrote "<string>" for the Japanese name)."""
+    r = openai_client.chat.completions.create(
+        model="smollm2:135m", tools=[CUSTOMER], tool_choice="required", temperature=0, max_tokens=120,
+        messages=[{"role": "user", "content": f"Create a customer named '{name}' (Hello Corporation) - a company"}])
+    args = _valid(r.choices[0].message.tool_calls[0], [CUSTOMER])
+    assert args["customer_name"] == name, args
+
+
+def test_a_forced_call_keeps_a_repeat_penalty_the_request_sets(openai_client):
+    """The request's own repeat_penalty still applies to a forced call: a strong one changes the answer."""
+    def call(**extra):
+        r = openai_client.chat.completions.create(
+            model="smollm2:135m", tools=[CUSTOMER], tool_choice="required", temperature=0, max_tokens=120,
+            messages=[{"role": "user", "content": "Create a customer named 'Acme Acme Acme' - a company"}],
+            extra_body=extra)
+        return json.loads(r.choices[0].message.tool_calls[0].function.arguments)
+
+    assert call() == call(repeat_penalty=1.0)
+    assert call() != call(repeat_penalty=3.0)
+
+
 def test_a_tool_result_in_the_history_gets_an_answer(openai_client):
     call = {"id": "call_1", "type": "function",
             "function": {"name": "get_weather", "arguments": json.dumps({"city": "Paris", "unit": "celsius"})}}

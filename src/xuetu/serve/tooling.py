@@ -30,6 +30,11 @@ class ToolUse:
     def active(self) -> bool:
         return bool(self.tools) and self.choice.mode != "none"
 
+    @property
+    def forces_call(self) -> bool:
+        """The answer must be a call: it is decoded under the call's JSON schema."""
+        return self.active and self.choice.forced
+
     @classmethod
     def parse(cls, tools, choice=None, parallel: bool | None = None) -> "ToolUse":
         parsed = parse_tools(tools)
@@ -68,7 +73,7 @@ def prepared(prompt, tools: ToolUse | None, template: str | None) -> tuple[objec
 
 def constrain(options: GenerateOptions, tools: ToolUse | None) -> None:
     """A forced call decodes under its JSON schema (llguidance or a llama.cpp grammar)."""
-    if not (tools and tools.active and tools.choice.forced):
+    if not (tools and tools.forces_call):
         return
     if options.format is not None:
         raise BadInput("tool_choice forces a tool call, so response_format / format cannot apply as well",

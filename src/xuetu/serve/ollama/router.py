@@ -37,11 +37,11 @@ def _ndjson(events):
     return StreamingResponse(body(), media_type=NDJSON)
 
 
-def _options(o: p.Options | None, params: dict, request: Request, fmt):
+def _options(o: p.Options | None, params: dict, request: Request, fmt, forced_call: bool = False):
     o = o or p.Options()  # num_predict -1 / -2: as long as allowed
     return generation_options(params, temperature=o.temperature, top_p=o.top_p, top_k=o.top_k,
                               max_tokens=o.num_predict, seed=o.seed, stop=o.stop, repeat_penalty=o.repeat_penalty,
-                              format=fmt, max_allowed=request.app.state.args.max_tokens)
+                              format=fmt, max_allowed=request.app.state.args.max_tokens, forced_call=forced_call)
 
 
 def _with_system(messages: list[dict], system: str | None) -> list[dict]:
@@ -119,9 +119,9 @@ async def chat_route(body: p.ChatRequest, request: Request):
     model, kb_name = rag.split_model(body.model, body.kb)
     context = serving(request)
     async with request.app.state.manager.lease(model, body.keep_alive, wants_wait(request)) as lease:
-        opts = _options(body.options, lease.ref.params, request, body.format)
-        messages = _with_system([m.as_message(i) for i, m in enumerate(body.messages)], lease.ref.system)
         tools = ToolUse.parse(body.tools, body.tool_choice)
+        opts = _options(body.options, lease.ref.params, request, body.format, tools.forces_call)
+        messages = _with_system([m.as_message(i) for i, m in enumerate(body.messages)], lease.ref.system)
         used = None
         if kb_name:
             messages, used = await rag.augment(lease, messages, kb_name, context.guard)

@@ -84,7 +84,8 @@ async def chat_completions(body: p.ChatCompletionRequest, request: Request):
     async with request.app.state.manager.lease(model, body.keep_alive, wants_wait(request)) as lease:
         messages = [m.as_message() for m in body.messages]
         tools = ToolUse.parse(body.tools, body.tool_choice, body.parallel_tool_calls)
-        opts = _options(body, lease.ref.params, request, format=_format(body.response_format))
+        opts = _options(body, lease.ref.params, request, format=_format(body.response_format),
+                        forced_call=tools.forces_call)
         used = None
         if kb_name:
             messages, used = await rag.augment(lease, messages, kb_name, context.guard)

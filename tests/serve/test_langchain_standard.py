@@ -1,0 +1,136 @@
+"""LangChain's own standard integration suite for chat models (langchain-tests), run against a live
+`xuetu serve` on the embedded SmolLM2-135M (llama.cpp), through ChatOpenAI on /v1 and ChatOllama on /api.
+
+The suite's tests are LangChain's, unchanged; only the capability flags below are ours, and they say what
+the server does. Off are image, audio, PDF and video inputs (xuetu's models read text) and the suite's
+provider-specific extras xuetu does not claim (Anthropic-shaped inputs, VCR cassettes). ChatOllama has
+tool calling but no tool choice: its bind_tools drops tool_choice (Ollama's API has none; xuetu's
+tool_choice extension is not something the ollama client can send), so there the model must decide to
+call a tool by itself, which the 135M model does not: those tests are marked xfail (issue 24), as is the
+suite's agent loop through ChatOpenAI, which offers its tool without tool_choice. About 4 minutes on 2 cores.
+"""
+
+from __future__ import annotations
+
+import pytest
+from langchain_ollama import ChatOllama
+from langchain_openai import ChatOpenAI
+from langchain_tests.integration_tests import ChatModelIntegrationTests
+
+from conftest import KEY
+
+pytestmark = pytest.mark.slow
+CHOOSES = pytest.mark.xfail(reason="needs a model that chooses tools by itself; see issue 24", strict=False)
+BOTH_OUTPUTS = pytest.mark.parametrize("model", [{}, {"output_version": "v1"}], indirect=True)  # the suite's own
+MODEL = "smollm2:135m"
+OTHER = "tiny:latest"  # a second model on the same server, for the suite's model-override tests
+TIMEOUT = 300
+
+
+class _Live:
+    """The server's address, set on the class by an autouse fixture before the suite's `model` fixture runs."""
+
+    url = ""
+
+    @pytest.fixture(autouse=True)
+    def _live_server(self, request, server):
+        request.cls.url = server.url
+
+    @property
+    def model_override_value(self) -> str:
+        return OTHER
+
+
+class TestChatOpenAI(_Live, ChatModelIntegrationTests):
+    @property
+    def chat_model_class(self) -> type[ChatOpenAI]:
+        return ChatOpenAI
+
+    @property
+    def chat_model_params(self) -> dict:
+        return {"model": MODEL, "base_url": self.url + "/v1", "api_key": KEY, "temperature": 0,
+                "timeout": TIMEOUT, "max_retries": 0, "stream_usage": True}
+
+    @property
+    def has_tool_calling(self) -> bool:
+        return True
+
+    @property
+    def has_tool_choice(self) -> bool:
+        return True
+
+    @property
+    def has_structured_output(self) -> bool:
+        return True
+
+    @property
+    def supports_json_mode(self) -> bool:
+        return True
+
+    @property
+    def returns_usage_metadata(self) -> bool:
+        return True
+
+    # Tools offered without tool_choice ("auto"): the model has to decide to call one.
+    @CHOOSES
+    @BOTH_OUTPUTS
+    def test_agent_loop(self, model) -> None:
+        super().test_agent_loop(model)
+
+
+class TestChatOllama(_Live, ChatModelIntegrationTests):
+    @property
+    def chat_model_class(self) -> type[ChatOllama]:
+        return ChatOllama
+
+    @property
+    def chat_model_params(self) -> dict:
+        return {"model": MODEL, "base_url": self.url, "temperature": 0,
+                "client_kwargs": {"headers": {"Authorization": f"Bearer {KEY}"}, "timeout": TIMEOUT}}
+
+    @property
+    def has_tool_calling(self) -> bool:
+        return True
+
+    @property
+    def has_tool_choice(self) -> bool:
+        return False  # ChatOllama.bind_tools ignores tool_choice, and the ollama client cannot send it
+
+    @property
+    def has_structured_output(self) -> bool:
+        return True
+
+    @property
+    def supports_json_mode(self) -> bool:
+        return True
+
+    @property
+    def returns_usage_metadata(self) -> bool:
+        return True
+
+    # ChatOllama sends no tool_choice, so in each of these the model has to decide to call the tool.
+    @CHOOSES
+    @BOTH_OUTPUTS
+    def test_tool_calling(self, model) -> None:
+        super().test_tool_calling(model)
+
+    @CHOOSES
+    async def test_tool_calling_async(self, model) -> None:
+        await super().test_tool_calling_async(model)
+
+    @CHOOSES
+    def test_tool_calling_with_no_arguments(self, model) -> None:
+        super().test_tool_calling_with_no_arguments(model)
+
+    @CHOOSES
+    def test_bind_runnables_as_tools(self, model) -> None:
+        super().test_bind_runnables_as_tools(model)
+
+    @CHOOSES
+    def test_unicode_tool_call_integration(self, model) -> None:
+        super().test_unicode_tool_call_integration(model)
+
+    @CHOOSES
+    @BOTH_OUTPUTS
+    def test_agent_loop(self, model) -> None:
+        super().test_agent_loop(model)
