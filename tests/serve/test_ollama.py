@@ -44,7 +44,7 @@ def test_generate_raw_and_system(ollama_client):
 
 
 def test_format_json(ollama_client):
-    r = ollama_client.chat(model="smollm2:135m", format="json", options={"temperature": 0, "num_predict": 60},
+    r = ollama_client.chat(model="smollm2:135m", format="json", options={"temperature": 0, "num_predict": 200},
                            messages=[{"role": "user", "content": "Give a JSON object about Paris."}])
     assert isinstance(json.loads(r.message.content), dict)
 

@@ -26,12 +26,14 @@ TIME = {"type": "function", "function": {
 # the bound, so the bound is short.
 SHORT = {"type": "function", "function": {**WEATHER["function"], "parameters": {
     "type": "object", "properties": {"city": {"type": "string", "maxLength": 12}}, "required": ["city"]}}}
+SHORT_TIME = {"type": "function", "function": {**TIME["function"], "parameters": {
+    "type": "object", "properties": {"city": {"type": "string", "maxLength": 12}}, "required": ["city"]}}}
 ASK = [{"role": "user", "content": "What is the weather in Paris?"}]
 SCHEMAS = {t["function"]["name"]: t["function"]["parameters"] for t in (WEATHER, TIME)}
 
 
 def _tools(model: str) -> list[dict]:
-    return [SHORT, TIME] if model.startswith("tiny") else [WEATHER, TIME]
+    return [SHORT, SHORT_TIME] if model.startswith("tiny") else [WEATHER, TIME]
 
 
 @pytest.fixture(scope="module")

@@ -36,7 +36,7 @@ def test_the_schema_admits_valid_calls_only_and_bounds_open_strings():
                 {"name": "search", "arguments": {"query": "x", "extra": 1}}):
         with pytest.raises(ValidationError):
             validate(bad, fmt)
-    assert fmt["x-guidance"] == {"whitespace_flexible": False}
+    assert fmt["x-guidance"] == {"whitespace_flexible": False, "key_separator": ": ", "item_separator": ", "}
 
 
 def test_auto_and_none_do_not_constrain():

@@ -16,12 +16,17 @@ import torch
 from xuetu.errors import XuetuError
 
 _lock = threading.Lock()
+LAYOUT = {"whitespace_flexible": False, "key_separator": ": ", "item_separator": ", "}
+"""How constrained JSON is written: the layout models see most (json.dumps'), so a small model copies values
+from its prompt as it would unconstrained, and cannot spend its budget on whitespace."""
 
 
 def grammar_for(fmt: str | dict) -> str:
     import llguidance
 
     schema = {"type": "object"} if fmt == "json" else fmt
+    if "x-guidance" not in schema:  # JSON laid out as json.dumps does, with no free whitespace to loop in
+        schema = {**schema, "x-guidance": LAYOUT}
     try:
         return llguidance.LLMatcher.grammar_from_json_schema(json.dumps(schema))
     except (ValueError, TypeError) as e:

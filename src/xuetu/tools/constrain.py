@@ -12,7 +12,7 @@ import copy
 
 from xuetu.tools.spec import Choice, Tool
 
-COMPACT = {"whitespace_flexible": False}
+COMPACT = {"whitespace_flexible": False, "key_separator": ": ", "item_separator": ", "}
 MAX_STRING = 256
 """maxLength given to argument strings the tool's schema leaves unbounded."""
 
