@@ -61,13 +61,20 @@ def _refused_openai(server, messages, model="tiny:latest"):
     return r.json()["choices"][0]["finish_reason"] == "content_filter"
 
 
+CALL_OPENAI = {"role": "assistant", "content": None, "tool_calls": [
+    {"id": "c1", "type": "function", "function": {"name": "lookup", "arguments": "{}"}}]}
+
+
 def test_a_jailbreak_is_refused_in_every_role_of_the_openai_api(keyless):
     before = snapshot(keyless.home)
     for role in ("system", "developer", "assistant", "tool", "user"):
         messages = [{"role": role, "content": JAILBREAK}, {"role": "user", "content": "Hello!"}]
         if role == "user":
             messages = messages[:1]
-        assert _refused_openai(keyless, messages), role
+        if role == "tool":  # a tool result answers a call (a bare one is a 400 of its own)
+            messages = [CALL_OPENAI, {"role": "tool", "tool_call_id": "c1", "content": JAILBREAK}, messages[1]]
+        # the call and its result outgrow tiny's 128 tokens
+        assert _refused_openai(keyless, messages, model="smollm2:135m" if role == "tool" else "tiny:latest"), role
     parts = [{"role": "system", "content": [{"type": "text", "text": JAILBREAK}]}, *user("Hello!")]
     assert _refused_openai(keyless, parts)
     assert snapshot(keyless.home) == before
@@ -75,9 +82,14 @@ def test_a_jailbreak_is_refused_in_every_role_of_the_openai_api(keyless):
 
 def test_a_jailbreak_is_refused_in_every_place_of_the_ollama_api(keyless):
     for role in ("system", "assistant", "tool"):
+        messages = [{"role": role, "content": JAILBREAK}, {"role": "user", "content": "Hello!"}]
+        if role == "tool":  # a tool result answers a call (a bare one is a 400 of its own)
+            messages = [{"role": "assistant", "content": "", "tool_calls": [
+                {"function": {"name": "lookup", "arguments": {"q": "x"}}}]},
+                {"role": "tool", "tool_name": "lookup", "content": JAILBREAK}, messages[1]]
+        model = "smollm2:135m" if role == "tool" else "tiny:latest"  # a call and its result outgrow tiny's context
         r = httpx.post(keyless.url + "/api/chat", timeout=120, json={
-            "model": "tiny:latest", "stream": False, "options": {"num_predict": 4},
-            "messages": [{"role": role, "content": JAILBREAK}, {"role": "user", "content": "Hello!"}]}).json()
+            "model": model, "stream": False, "options": {"num_predict": 4}, "messages": messages}).json()
         assert r["done_reason"] == "content_filter" and "content policy" in r["message"]["content"], role
     r = httpx.post(keyless.url + "/api/generate", timeout=120, json={
         "model": "tiny:latest", "stream": False, "options": {"num_predict": 4}, "prompt": "Hello!",
