@@ -45,23 +45,8 @@ class _Live:
     def model_override_value(self) -> str:
         return OTHER
 
-
-class TestChatOpenAI(_Live, ChatModelIntegrationTests):
-    @property
-    def chat_model_class(self) -> type[ChatOpenAI]:
-        return ChatOpenAI
-
-    @property
-    def chat_model_params(self) -> dict:
-        return {"model": MODEL, "base_url": self.url + "/v1", "api_key": KEY, "temperature": 0,
-                "timeout": TIMEOUT, "max_retries": 0, "stream_usage": True}
-
     @property
     def has_tool_calling(self) -> bool:
-        return True
-
-    @property
-    def has_tool_choice(self) -> bool:
         return True
 
     @property
@@ -87,6 +72,23 @@ class TestChatOpenAI(_Live, ChatModelIntegrationTests):
         super().test_agent_loop(model)
 
 
+class TestChatOpenAI(_Live, ChatModelIntegrationTests):
+    @property
+    def chat_model_class(self) -> type[ChatOpenAI]:
+        return ChatOpenAI
+
+    @property
+    def chat_model_params(self) -> dict:
+        return {"model": MODEL, "base_url": self.url + "/v1", "api_key": KEY, "temperature": 0,
+                "timeout": TIMEOUT, "max_retries": 0, "stream_usage": True}
+
+    @property
+    def has_tool_choice(self) -> bool:
+        return True
+
+    # Tools offered without tool_choice ("auto"): the model has to decide to call one.
+
+
 class TestChatOllama(_Live, ChatModelIntegrationTests):
     @property
     def chat_model_class(self) -> type[ChatOllama]:
@@ -98,28 +100,8 @@ class TestChatOllama(_Live, ChatModelIntegrationTests):
                 "client_kwargs": {"headers": {"Authorization": f"Bearer {KEY}"}, "timeout": TIMEOUT}}
 
     @property
-    def has_tool_calling(self) -> bool:
-        return True
-
-    @property
     def has_tool_choice(self) -> bool:
         return False  # ChatOllama.bind_tools ignores tool_choice, and the ollama client cannot send it
-
-    @property
-    def has_structured_output(self) -> bool:
-        return True
-
-    @property
-    def supports_json_mode(self) -> bool:
-        return True
-
-    @property
-    def returns_usage_metadata(self) -> bool:
-        return True
-
-    @SHAPE
-    def test_json_mode(self, model) -> None:
-        super().test_json_mode(model)
 
     # ChatOllama sends no tool_choice, so in each of these the model has to decide to call the tool.
     @CHOOSES
@@ -143,7 +125,3 @@ class TestChatOllama(_Live, ChatModelIntegrationTests):
     def test_unicode_tool_call_integration(self, model) -> None:
         super().test_unicode_tool_call_integration(model)
 
-    @CHOOSES
-    @BOTH_OUTPUTS
-    def test_agent_loop(self, model) -> None:
-        super().test_agent_loop(model)
