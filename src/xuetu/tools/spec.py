@@ -26,7 +26,6 @@ class Tool:
     name: str
     description: str = ""
     parameters: dict = field(default_factory=lambda: {"type": "object", "properties": {}})
-    strict: bool = False
 
     def as_openai(self) -> dict:
         """The definition as chat templates and clients expect it."""
@@ -80,7 +79,9 @@ def _tool(raw, i: int) -> Tool:
         raise BadInput(f"{where}.function.description must be a string", param="tools")
     params = fn.get("parameters")
     params = {"type": "object", "properties": {}} if params is None else _check_schema(params, where)
-    return Tool(name, description, params, bool(fn.get("strict")))
+    # `strict` is accepted and needs nothing more: a forced call is always decoded under its schema, and under
+    # "auto" no tool's schema can be enforced before the model has chosen it.
+    return Tool(name, description, params)
 
 
 def parse_tools(raw) -> list[Tool]:
