@@ -112,3 +112,15 @@ def test_pairwise_judge_with_position_swap_in_a_comparison(tiny, tuned, qa, monk
     assert len(asked) == 2 * len(QA)  # each question in both orders
     compare(rows, progress=False, judge={"judge": "any-local-model"})
     assert len(asked) == 2 * len(QA)  # verdicts cached
+
+
+def test_a_tool_call_file_is_compared_on_tool_name_accuracy(tiny, tuned, tmp_path):
+    """Tool files carry only tool metrics; the pairing takes tool-name accuracy and references show calls."""
+    from helpers.tooldata import write
+
+    _, held = write(tmp_path / "tools")
+    rows = [(m, EvalSpec(model=m, data=str(held), max_tokens=4, limit=6)) for m in ("tiny:latest", "tuned:latest")]
+    result = compare(rows, progress=False)
+    assert result["primary"] == "tool_name" and result["pairs"]["tuned:latest"]["metric"] == "tool_name"
+    assert all(e["reference"].startswith("called ") for e in result["examples"] if not e["reference"][:1].isupper())
+    assert (write_comparison(result, tmp_path / "c") / "report.html").is_file()

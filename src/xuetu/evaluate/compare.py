@@ -17,9 +17,11 @@ from xuetu.evaluate.doc import Doc
 from xuetu.evaluate.generate import Models
 from xuetu.evaluate.run import EvalSpec, evaluate
 from xuetu.evaluate.scoring import LABELS
+from xuetu.evaluate.toolscore import shown
 from xuetu.evaluate.stats import paired_bootstrap
 
-PAIRABLE = ("classification", "rougeL", "token_f1", "rouge1", "rouge2", "keyword_hit", "exact_match", "bleu", "judge")
+PAIRABLE = ("classification", "rougeL", "token_f1", "rouge1", "rouge2", "keyword_hit", "exact_match", "bleu", "judge",
+            "tool_name", "tool_args", "tool_schema")
 SHOWN = 4  # examples listed per direction
 
 
@@ -58,7 +60,8 @@ def judge_pairs(first: dict, other: dict, judge_spec: dict, progress: bool) -> d
 
     name, url, key_, rubric = judge_spec["judge"], judge_spec.get("judge_url"), judge_spec.get("judge_key"), \
         judge_spec.get("rubric") or judge.RUBRIC
-    items = [(e["question"], e["answer"], o["answer"], e["reference"]) for e, o in zip(first["examples"], other["examples"])]
+    items = [(e["question"], shown(e["answer"], e.get("answer_calls")), shown(o["answer"], o.get("answer_calls")),
+              shown(e["reference"], e.get("calls"))) for e, o in zip(first["examples"], other["examples"])]
     key = cache_key("pairwise", name, url, rubric, items)
     cached = cache_get(key)
     if cached is None:
@@ -100,8 +103,9 @@ def compare(rows: list[tuple[str, EvalSpec]], primary: str | None = None, models
     if judge and judge.get("judge"):
         for k in labels[1:]:
             out["pairs"][k]["pairwise"] = judge_pairs(first, results[k], judge, progress)
-    out["examples"] = [{"id": e["id"], "question": e["question"], "reference": e["reference"],
-                        "answers": {k: results[k]["examples"][i]["answer"] for k in labels},
+    out["examples"] = [{"id": e["id"], "question": e["question"], "reference": shown(e["reference"], e.get("calls")),
+                        "answers": {k: shown(results[k]["examples"][i]["answer"],
+                                             results[k]["examples"][i].get("answer_calls")) for k in labels},
                         "scores": {k: results[k]["examples"][i]["scores"].get(metric) for k in labels},
                         "sources": {k: results[k]["examples"][i]["sources"] for k in labels
                                     if "sources" in results[k]["examples"][i]}}

@@ -12,6 +12,7 @@ from pathlib import Path
 from xuetu.errors import NotFound
 from xuetu.evaluate.doc import Doc
 from xuetu.evaluate.scoring import LABELS
+from xuetu.evaluate.toolscore import shown
 from xuetu.home import atomic_write_json, atomic_write_text, inside, xuetu_home
 
 
@@ -123,7 +124,8 @@ def eval_doc(path: Path, result: dict) -> Doc:
         doc.h("Answers")
         names = list(examples[0]["scores"])
         doc.table(["#", "question", "reference", "answer", *[LABELS.get(k, k) for k in names]],
-                  [[e["id"], e["question"], e["reference"], e.get("error") and f"ERROR: {e['error']}" or e["answer"],
+                  [[e["id"], e["question"], shown(e["reference"], e.get("calls")),
+                    e.get("error") and f"ERROR: {e['error']}" or shown(e["answer"], e.get("answer_calls")),
                     *[("–" if e["scores"][k] is None else f"{e['scores'][k]:.2f}") for k in names]]
                    for e in examples], set(range(4, 4 + len(names))))
     return doc

@@ -266,7 +266,8 @@ def _evaluate(spec: EvalSpec, models: Models, progress: bool) -> dict:
     result.update(n=len(examples), cached=cached, errors=sum(1 for a in answers if a.error),
                   latency=latency(seconds, [a.completion_tokens for a in answers], wall, info.get("concurrency", 1)),
                   engine=info, seconds=time.perf_counter() - started)
-    result["examples"] = [{**ex.to_dict(), "answer": a.text, "seconds": seconds[i], "scores":
+    result["examples"] = [{**ex.to_dict(), "answer": a.text, **({"answer_calls": a.calls} if a.calls else {}),
+                           "seconds": seconds[i], "scores":
                            {k: v[i] for k, v in per.items()}, **({"error": a.error} if a.error else {}),
                            **({"sources": retrieval[i]["sources"]} if retrieval else {})}
                           for i, (ex, a) in enumerate(zip(examples, answers))]

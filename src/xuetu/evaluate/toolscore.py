@@ -34,6 +34,20 @@ def _valid(calls: list[dict], tools: list[dict] | None) -> bool:
                for c in calls)
 
 
+def render(calls: list[dict]) -> str:
+    """Calls as a reader sees them: get_weather(city="Paris"); several joined by "; "."""
+    def args(a) -> str:
+        if not isinstance(a, dict):
+            return json.dumps(a, ensure_ascii=False)
+        return ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in a.items())
+    return "; ".join(f"{c['name']}({args(c.get('arguments'))})" for c in calls)
+
+
+def shown(text: str, calls: list[dict] | None) -> str:
+    """An answer or reference for a report: its words, then "called …" for the calls it makes."""
+    return "\n".join(part for part in (text.strip(), calls and "called " + render(calls)) if part)
+
+
 def per_example(metric: str, predicted: list[list[dict]], examples: list[Example]) -> list[float]:
     if metric == "tool_name":
         return [float(_names(p) == _names(e.calls)) for p, e in zip(predicted, examples)]
