@@ -95,6 +95,30 @@ def smollm2_home(embedded_home, xuetu_home, monkeypatch):
     return models.resolve("smollm2:135m")
 
 
+TOOL_TUNED = "smollm2-tools:latest"
+TOOL_RECIPE = ["epochs=3", "min_steps=0", "batch_size=1", "grad_accum=4"]  # the CPU LoRA recipe, lighter per step
+
+
+@pytest.fixture(scope="session")
+def tool_tuned(tmp_path_factory, embedded_home):
+    """The embedded SmolLM2-135M with a LoRA that `xuetu finetune` trained on helpers.tooldata's train set, in a
+    store of its own: (home, model name, held-out file). Some minutes on 2 cores, so only slow tests use it."""
+    import subprocess
+
+    from helpers.tooldata import write
+    from xuetu.models.store import link_or_copy
+
+    root = tmp_path_factory.mktemp("tool-tuned")
+    shutil.copytree(embedded_home / "models", root / "home" / "models", copy_function=link_or_copy)
+    train, held = write(root / "data")
+    sets = [arg for s in TOOL_RECIPE for arg in ("--set", s)]
+    out = subprocess.run([sys.executable, "-m", "xuetu", "finetune", "--data", str(train), "--method", "lora",
+                          "--out", TOOL_TUNED, *sets], capture_output=True, text=True, timeout=1800,
+                         env={**os.environ, "XUETU_HOME": str(root / "home"), "XUETU_PROGRESS": "0"})
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    return root / "home", TOOL_TUNED, held
+
+
 def copy_tree(src: Path, dst: Path) -> Path:
     shutil.copytree(src, dst)
     return dst

@@ -22,7 +22,7 @@ FALLBACK = """You can call these tools (functions). Their definitions, as JSON:
 </tools>
 To call a tool, answer with nothing but one block per call:
 <tool_call>
-{{"name": "<function name>", "arguments": {{<the arguments as a JSON object>}}}}
+{{"name": <function-name>, "arguments": <args-json-object>}}
 </tool_call>
 A tool's result comes back in <tool_response> tags. If no tool helps, answer the user directly."""
 """The system prompt for templates without tool support (docs/api.md, "Tools")."""
