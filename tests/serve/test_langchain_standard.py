@@ -1,16 +1,19 @@
 """LangChain's own standard integration suite for chat models (langchain-tests), run against a live
-`xuetu serve` on the embedded SmolLM2-135M (llama.cpp), through ChatOpenAI on /v1 and ChatOllama on /api.
+`xuetu serve`: through ChatOpenAI on /v1 and ChatOllama on /api on the embedded SmolLM2-135M (llama.cpp),
+and through ChatOllama on that model with a LoRA tuned on tool-call data.
 
-The suite's tests are LangChain's, unchanged; only the capability flags below are ours, and they say what
+The suite's tests are LangChain's, unchanged: its own rule (test_no_overrides_DO_NOT_OVERRIDE) lets a class
+only mark a standard test xfail, with a reason. Only the capability flags below are ours, and they say what
 the server does. Off are image, audio, PDF and video inputs (xuetu's models read text) and the suite's
 provider-specific extras xuetu does not claim (Anthropic-shaped inputs, VCR cassettes).
 
 ChatOllama has tool calling but no tool choice: its bind_tools drops tool_choice (Ollama's API has none;
 xuetu's tool_choice extension is not something the ollama client can send), so there the model must decide
-to call a tool by itself, as it must in the suite's agent loop through ChatOpenAI, which offers its tool
-without tool_choice. The base 135M model does not; those tests run, through the same server, on the embedded
-model with the LoRA that tests/train/test_learns_tools.py's fixture trains on tool-call data (issue 24's
-acceptance allows exactly this). About 4 minutes on 2 cores, plus the fine-tune when no other test made it.
+to call a tool by itself, as it must in the suite's agent loop, which offers its tool without tool_choice.
+The base 135M model does not, so those tests are xfail on it (CHOOSES). TestChatOllamaTuned runs the whole
+suite, with no such mark, through the same server on the model that tests/conftest.py's tool_tuned fixture
+fine-tunes (issue 24's acceptance allows exactly this). About 6 minutes on 2 cores, plus the fine-tune when
+no other test made it.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ BOTH_OUTPUTS = pytest.mark.parametrize("model", [{}, {"output_version": "v1"}], 
 MODEL = "smollm2:135m"
 OTHER = "tiny:latest"  # a second model on the same server, for the suite's model-override tests
 TIMEOUT = 300
+CHOOSES = pytest.mark.xfail(reason="the base 135M model does not choose tools by itself; TestChatOllamaTuned "
+                                   "runs this on a tool-tuned model", strict=False)
 
 
 @pytest.fixture(scope="module")
@@ -55,10 +60,6 @@ class _Live:
     @pytest.fixture(autouse=True)
     def _live_server(self, request, server):
         request.cls.url = server.url
-
-    def on(self, model, name: str):
-        """The suite's model, its settings kept, asking the server for another model."""
-        return model.model_copy(update={self.model_field: name})
 
     @property
     def model_override_value(self) -> str:
@@ -84,14 +85,9 @@ class _Live:
     def test_json_mode(self, model) -> None:
         super().test_json_mode(model)
 
-    # Tools offered without tool_choice ("auto"): the model has to decide to call one.
-    @BOTH_OUTPUTS
-    def test_agent_loop(self, model, tuned) -> None:
-        super().test_agent_loop(self.on(model, tuned))
 
 
 class TestChatOpenAI(_Live, ChatModelIntegrationTests):
-    model_field = "model_name"
 
     @property
     def chat_model_class(self) -> type[ChatOpenAI]:
@@ -106,10 +102,15 @@ class TestChatOpenAI(_Live, ChatModelIntegrationTests):
     def has_tool_choice(self) -> bool:
         return True
 
+    # Tools offered without tool_choice ("auto"): the model has to decide to call one.
+    @CHOOSES
+    @BOTH_OUTPUTS
+    def test_agent_loop(self, model) -> None:
+        super().test_agent_loop(model)
 
 
-class TestChatOllama(_Live, ChatModelIntegrationTests):
-    model_field = "model"
+class _Ollama(_Live):
+    model_name = MODEL
 
     @property
     def chat_model_class(self) -> type[ChatOllama]:
@@ -117,26 +118,47 @@ class TestChatOllama(_Live, ChatModelIntegrationTests):
 
     @property
     def chat_model_params(self) -> dict:
-        return {"model": MODEL, "base_url": self.url, "temperature": 0,
+        return {"model": self.model_name, "base_url": self.url, "temperature": 0,
                 "client_kwargs": {"headers": {"Authorization": f"Bearer {KEY}"}, "timeout": TIMEOUT}}
 
     @property
     def has_tool_choice(self) -> bool:
         return False  # ChatOllama.bind_tools ignores tool_choice, and the ollama client cannot send it
 
+
+class TestChatOllama(_Ollama, ChatModelIntegrationTests):
+
     # ChatOllama sends no tool_choice, so in each of these the model has to decide to call the tool.
+    @CHOOSES
     @BOTH_OUTPUTS
-    def test_tool_calling(self, model, tuned) -> None:
-        super().test_tool_calling(self.on(model, tuned))
+    def test_tool_calling(self, model) -> None:
+        super().test_tool_calling(model)
 
-    async def test_tool_calling_async(self, model, tuned) -> None:
-        await super().test_tool_calling_async(self.on(model, tuned))
+    @CHOOSES
+    async def test_tool_calling_async(self, model) -> None:
+        await super().test_tool_calling_async(model)
 
-    def test_tool_calling_with_no_arguments(self, model, tuned) -> None:
-        super().test_tool_calling_with_no_arguments(self.on(model, tuned))
+    @CHOOSES
+    def test_tool_calling_with_no_arguments(self, model) -> None:
+        super().test_tool_calling_with_no_arguments(model)
 
-    def test_bind_runnables_as_tools(self, model, tuned) -> None:
-        super().test_bind_runnables_as_tools(self.on(model, tuned))
+    @CHOOSES
+    def test_bind_runnables_as_tools(self, model) -> None:
+        super().test_bind_runnables_as_tools(model)
 
-    def test_unicode_tool_call_integration(self, model, tuned) -> None:
-        super().test_unicode_tool_call_integration(self.on(model, tuned))
+    @CHOOSES
+    def test_unicode_tool_call_integration(self, model) -> None:
+        super().test_unicode_tool_call_integration(model)
+
+    @CHOOSES
+    @BOTH_OUTPUTS
+    def test_agent_loop(self, model) -> None:
+        super().test_agent_loop(model)
+
+
+class TestChatOllamaTuned(_Ollama, ChatModelIntegrationTests):
+    """The whole suite on the tool-tuned model, no test marked but JSON mode's shape."""
+
+    @pytest.fixture(autouse=True)
+    def _tuned_model(self, request, tuned):
+        request.cls.model_name = tuned
