@@ -17,8 +17,8 @@ from xuetu.evaluate.doc import Doc
 from xuetu.evaluate.generate import Models
 from xuetu.evaluate.run import EvalSpec, evaluate
 from xuetu.evaluate.scoring import LABELS
-from xuetu.evaluate.toolscore import shown
 from xuetu.evaluate.stats import paired_bootstrap
+from xuetu.evaluate.toolscore import shown
 
 PAIRABLE = ("classification", "rougeL", "token_f1", "rouge1", "rouge2", "keyword_hit", "exact_match", "bleu", "judge",
             "tool_name", "tool_args", "tool_schema")

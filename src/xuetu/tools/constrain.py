@@ -1,18 +1,19 @@
 """The JSON schema a forced call is decoded under (tool_choice "required" or a named function).
 
 The answer is then one JSON object {"name": ..., "arguments": {...}} whose arguments validate against the
-tool's schema: llguidance enforces it on the transformers engine, a llama.cpp grammar on llama.cpp. Strings
-the schema leaves unbounded get a maxLength, objects with declared properties take no others, and the JSON is written without free whitespace, so a small
-model cannot spend its whole budget inside one string or between two keys.
+tool's schema: llguidance enforces it on the transformers and llama.cpp engines, vLLM's structured outputs
+on vLLM. Strings the schema leaves unbounded get a maxLength, objects with declared properties take no others,
+and the JSON is written without free whitespace, so a small model cannot spend its whole budget inside one
+string or between two keys.
 """
 
 from __future__ import annotations
 
 import copy
 
+from xuetu.engines.structured import LAYOUT
 from xuetu.tools.spec import Choice, Tool
 
-COMPACT = {"whitespace_flexible": False, "key_separator": ": ", "item_separator": ", "}
 MAX_STRING = 256
 """maxLength given to argument strings the tool's schema leaves unbounded."""
 
@@ -46,4 +47,4 @@ def forced_format(tools: list[Tool], choice: Choice) -> dict | None:
         schema = schemas[0] if len(schemas) == 1 else {"anyOf": schemas}
     else:
         return None
-    return {**schema, "x-guidance": COMPACT}  # llguidance's option; llama.cpp's grammar bounds whitespace itself
+    return {**schema, "x-guidance": LAYOUT}  # our engines add it anyway; this carries it to vLLM's llguidance
