@@ -13,6 +13,8 @@ SAMPLES = {
                "history": [["Hi", "Hello!"]]},
     "qa": {"question": "RAG 是什么？", "answer": "检索增强生成。"},
     "text": {"text": "大模型就像一个聪明的孩子。"},
+    "pairs": {"prompt": "怎么骂医生？", "chosen": "我不能帮你骂人，但可以帮你写一封投诉信。", "rejected": "你这个庸医！"},
+    "kto": {"prompt": "Say hi", "completion": "Hi!", "label": True},
 }
 
 

@@ -9,6 +9,8 @@
 | alpaca    | {"instruction", "input"?, "output", "system"?, "history"?}                         |
 | qa        | {"question", "answer"} (also query/response, prompt/response)                      |
 | text      | {"text"} (also content), for pretraining                                           |
+| pairs     | {"prompt", "chosen", "rejected"} and the other preference-pair shapes (data/prefs.py) |
+| kto       | {"prompt", "completion", "label": bool}: KTO's unpaired examples (data/prefs.py)     |
 
 Tools and tool calls (see xuetu.data.toolcalls) only fit messages and sharegpt: written as messages, call
 arguments are JSON strings and tools a list (OpenAI's wire shape); as sharegpt, tools is a JSON string
@@ -17,11 +19,12 @@ of bare function objects (LLaMA-Factory's shape). Converting between the two los
 
 from __future__ import annotations
 
+from xuetu.data import prefs
 from xuetu.data.record import FormatError, Record
 from xuetu.data.toolcalls import (TOOL_NEEDS, dumps, link_calls, parse_call, parse_calls, parse_function_call,
                                   parse_tools, sharegpt_tools, sharegpt_turns, wire_message)
 
-FORMATS = ["messages", "sharegpt", "alpaca", "qa", "text"]
+FORMATS = ["messages", "sharegpt", "alpaca", "qa", "text", *prefs.PREF_FORMATS]
 SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "chatgpt": "assistant",
                   "bing": "assistant", "bard": "assistant", "system": "system", "tool": "tool", "function": "tool",
                   "observation": "tool", "function_call": "assistant"}
@@ -32,6 +35,8 @@ QA_KEYS = [("question", "answer"), ("query", "response"), ("prompt", "response")
 def detect(obj) -> str:
     if not isinstance(obj, dict):
         raise FormatError(f"expected a JSON object, got {type(obj).__name__}")
+    if pref := prefs.detect(obj):
+        return pref
     if isinstance(obj.get("messages"), list):
         return "messages"
     if isinstance(obj.get("conversations"), list):
@@ -174,13 +179,18 @@ def _read_text(obj: dict, meta: dict) -> Record:
 
 
 _READ = {"messages": _read_messages, "sharegpt": _read_sharegpt, "alpaca": _read_alpaca, "qa": _read_qa,
-         "text": _read_text}
+         "text": _read_text, "pairs": prefs.read_pairs, "kto": prefs.read_kto}
 
 
 def from_record(record: Record, fmt: str) -> dict:
     """The record in the given output format (extra fields of the input are kept)."""
     if fmt not in FORMATS:
         raise FormatError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if fmt in prefs.PREF_FORMATS:
+        return prefs.write(record, fmt)
+    if record.is_preference:
+        raise FormatError(f"this record is preference data ({record.meta.get('format', 'pairs')}), which {fmt} "
+                          f"cannot hold: write it as {' or '.join(prefs.PREF_FORMATS)}")
     extra = dict(record.meta.get("extra") or {})
     if record.uses_tools and fmt not in ("messages", "sharegpt"):
         raise FormatError(f"this record has tools or tool calls, which {fmt} cannot hold: {TOOL_NEEDS}")

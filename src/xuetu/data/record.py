@@ -33,6 +33,10 @@ class Record:
     """source ("file:line"), format (the detected input format), and extra fields of the input."""
     tools: list[dict] | None = None
     """OpenAI tool definitions offered to the model in this conversation, or None."""
+    rejected: dict | None = None
+    """A preference pair: the assistant message the last one (the chosen answer) was preferred to."""
+    label: bool | None = None
+    """An unpaired preference example (KTO): whether the last assistant message is desirable."""
 
     @property
     def is_text(self) -> bool:
@@ -46,6 +50,8 @@ class Record:
         for m in self.messages:
             out.append(m["content"])
             out += [call_text(c) for c in m.get("tool_calls") or ()]
+        if self.rejected is not None:
+            out.append(self.rejected["content"])
         return out
 
     def joined(self) -> str:
@@ -56,11 +62,26 @@ class Record:
         """A copy with fn applied to every text field: contents, not tool-call arguments or tool definitions."""
         return Record(messages=[{**m, "content": fn(m["content"])} for m in self.messages],
                       system=fn(self.system) if self.system else self.system,
-                      text=fn(self.text) if self.text is not None else None, meta=self.meta, tools=self.tools)
+                      text=fn(self.text) if self.text is not None else None, meta=self.meta, tools=self.tools,
+                      rejected={**self.rejected, "content": fn(self.rejected["content"])} if self.rejected else None,
+                      label=self.label)
 
     @property
     def turns(self) -> int:
         return sum(1 for m in self.messages if m["role"] == "assistant")
+
+    @property
+    def is_pair(self) -> bool:
+        return self.rejected is not None
+
+    @property
+    def is_preference(self) -> bool:
+        """A chosen/rejected pair or a labelled (KTO) example: data for preference training."""
+        return self.rejected is not None or self.label is not None
+
+    def rejected_messages(self) -> list[dict]:
+        """The conversation with the rejected answer in place of the chosen one."""
+        return self.messages[:-1] + [self.rejected]
 
     @property
     def has_tool_calls(self) -> bool:
