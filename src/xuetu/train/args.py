@@ -40,6 +40,34 @@ class PromptArgs:
 
 
 @dataclass
+class AlignArgs:
+    """Preference training (dpo, orpo, simpo, kto): see docs/train.md."""
+
+    weights: str = "lora"
+    """What trains: lora, qlora (GPU) or full."""
+    beta: float | None = None
+    """How far the model may move from the reference (DPO, KTO: 0.1), SimPO's reward scale (2.0), ORPO's weight
+    of the odds-ratio term (0.1); None: the objective's default."""
+    gamma: float = 0.5
+    """SimPO: the margin by which the chosen answer's reward must win."""
+    sft_weight: float = 0.0
+    """DPO and SimPO: add this much of the chosen answer's language-model loss (keeps answers fluent)."""
+    desirable_weight: float = 1.0
+    """KTO: weight of desirable examples (raise it when they are fewer than undesirable ones)."""
+    undesirable_weight: float = 1.0
+
+    def __post_init__(self):
+        from xuetu.train.methods.preference import WEIGHTS
+
+        if self.weights not in WEIGHTS:
+            raise XuetuError(f"align.weights must be one of {', '.join(WEIGHTS)}, got {self.weights!r}")
+        if self.beta is not None and self.beta <= 0:
+            raise XuetuError("align.beta must be positive")
+        if self.desirable_weight <= 0 or self.undesirable_weight <= 0 or self.sft_weight < 0:
+            raise XuetuError("align.desirable_weight and undesirable_weight must be positive, sft_weight >= 0")
+
+
+@dataclass
 class TrainArgs:
     model: str = "smollm2:135m"
     """Base model: a store name or alias."""
@@ -95,6 +123,7 @@ class TrainArgs:
     eval_examples: int = 32
     lora: LoraArgs = field(default_factory=LoraArgs)
     prompt: PromptArgs = field(default_factory=PromptArgs)
+    align: AlignArgs = field(default_factory=AlignArgs)
 
     def __post_init__(self):
         choices = {"method": methods.names(), "truncation": ["truncate", "drop"],
@@ -106,8 +135,11 @@ class TrainArgs:
         for name in positive:
             if getattr(self, name) < 1:
                 raise XuetuError(f"{name} must be at least 1")
+        method = methods.get(self.method)
+        if getattr(method, "ALIGN", False):
+            self.align.beta = self.align.beta or method.BETA
         if self.lr is None:
-            self.lr = methods.get(self.method).LR
+            self.lr = method.default_lr(self) if getattr(method, "ALIGN", False) else method.LR
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise XuetuError("max_minutes must be positive")
         if self.lr <= 0 or self.epochs <= 0:

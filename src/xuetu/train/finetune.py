@@ -89,6 +89,10 @@ def finetune(args: TrainArgs, resume: bool = True, progress: bool = True, build_
     hf_logging.set_verbosity_error()
     # -- set up the model and data --------------------------------------------------------------------
     method = methods.get(args.method)
+    if getattr(method, "ALIGN", False):  # preference objectives have their own recipe
+        from xuetu.train.align import align
+
+        return align(args, resume=resume, progress=progress)
     if hasattr(method, "check_available"):
         method.check_available()
     base, out, run = choose_base(args, progress)

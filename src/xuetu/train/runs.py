@@ -68,6 +68,8 @@ def plot_curves(metrics: list[dict], path: Path, title: str) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    if any("margin" in m or "reward" in m for m in metrics):
+        return _plot_panels(plt, metrics, path, title)
     train = [(m["step"], m["loss"]) for m in metrics if "loss" in m]
     val = [(m["step"], m["val_loss"]) for m in metrics if "val_loss" in m]
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
@@ -81,6 +83,34 @@ def plot_curves(metrics: list[dict], path: Path, title: str) -> Path:
     ax.grid(alpha=0.3)
     if train or val:
         ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+# Preference and reward training: one panel per question a user asks of the run.
+PANELS = [("loss", [("loss", "training"), ("val_loss", "validation")]),
+          ("rewards", [("reward_chosen", "chosen"), ("reward_rejected", "rejected"), ("reward", "mean reward")]),
+          ("margin / KL", [("margin", "reward margin"), ("val_margin", "validation margin"), ("kl", "KL to reference")]),
+          ("preference accuracy", [("accuracy", "training"), ("val_accuracy", "validation")])]
+
+
+def _plot_panels(plt, metrics: list[dict], path: Path, title: str) -> Path:
+    fig, axes = plt.subplots(2, 2, figsize=(10, 6.5), dpi=110)
+    for ax, (name, series) in zip(axes.flat, PANELS):
+        drawn = False
+        for key, label in series:
+            points = [(m["step"], m[key]) for m in metrics if isinstance(m.get(key), (int, float)) and m[key] == m[key]]
+            if points:
+                ax.plot(*zip(*points), label=label, marker="o" if key.startswith("val_") else None, linewidth=1.2)
+                drawn = True
+        ax.set_title(name)
+        ax.set_xlabel("optimizer step")
+        ax.grid(alpha=0.3)
+        if drawn:
+            ax.legend(fontsize=8)
+    fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
