@@ -7,6 +7,10 @@
 `train_pairs()` gives 60 pairs (20 a behaviour); `heldout_pairs()` pairs of the same behaviours built from
 requests, questions and facts the training pairs never use; `heldout_unsafe()` those unsafe requests alone, for
 generation.
+
+The hand-written rejected answers are ones the base model already finds unlikely (it prefers every chosen answer
+of them by mean log-likelihood), so a test of what training changes replaces them with the base model's own
+greedy answers (`on_policy`): what the model does now is what it must learn not to prefer, as in practice.
 """
 
 from __future__ import annotations
@@ -158,6 +162,15 @@ def _pairs(unsafe, zh, plain, seed: int) -> list[dict]:
               "behaviour": "brief"} for q, a in plain]
     rng.shuffle(rows)
     return rows
+
+
+def prompts(rows: list[dict]) -> list[str]:
+    return [r["prompt"] for r in rows]
+
+
+def on_policy(rows: list[dict], answers: dict[str, str]) -> list[dict]:
+    """The pairs with the model's own answer to each prompt as the rejected one."""
+    return [{**r, "rejected": answers[r["prompt"]]} for r in rows]
 
 
 def train_pairs() -> list[dict]:

@@ -177,3 +177,32 @@ def test_wrong_data_says_what_to_do(tmp_path, tiny):
         finetune(quick(tmp_path, "orpo", data=kto), progress=False)
     with pytest.raises(XuetuError, match="align.weights must be one of"):
         targs.load(targs.TrainArgs, None, ["method=dpo", "align.weights=prompt-tuning"])
+
+
+# -- GRPO ------------------------------------------------------------------------------------------
+
+
+def test_grpo_advantages_are_within_each_group():
+    from xuetu.train.grpo import advantages
+
+    adv = advantages(torch.tensor([1.0, 0.0, 1.0, 0.0, 2.0, 2.0, 2.0, 2.0]), group=4)
+    assert adv[:4].tolist() == pytest.approx([0.866, -0.866, 0.866, -0.866], abs=1e-3)
+    assert adv[4:].tolist() == [0.0] * 4  # a group that all scored the same teaches nothing
+
+
+def test_grpo_trains_on_rewards_end_to_end(tmp_path, tiny):
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"prompt": f"Say something about {i}.", "reference": str(i)}) + "\n"
+                               for i in range(6)), encoding="utf-8")
+    args = quick(tmp_path, "grpo", data=str(prompts), max_steps=3, lr=1e-3,
+                 align=targs.AlignArgs(rewards=["length:4", "0.5*exact"], group=3, max_new_tokens=8))
+    assert args.align.beta == 0.04
+    result = finetune(args, progress=False)
+    metrics = [json.loads(line) for line in (result.run / "metrics.jsonl").read_text().splitlines()]
+    assert len(metrics) == 3 and {"reward", "kl", "reward_length:4", "reward_exact"} <= set(metrics[-1])
+    assert metrics[0]["kl"] == pytest.approx(0.0, abs=1e-6)  # the first samples come from the reference itself
+    assert (result.run / "curves.png").exists()
+    with pytest.raises(XuetuError, match="needs rewards"):
+        targs.TrainArgs(method="grpo", data="x")
+    with pytest.raises(XuetuError, match="rewards are|unknown reward|Rewards are"):
+        finetune(quick(tmp_path, "grpo", data=str(prompts), align=targs.AlignArgs(rewards=["shiny"])), progress=False)

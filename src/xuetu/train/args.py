@@ -55,9 +55,25 @@ class AlignArgs:
     desirable_weight: float = 1.0
     """KTO: weight of desirable examples (raise it when they are fewer than undesirable ones)."""
     undesirable_weight: float = 1.0
+    rewards: str | list[str] = field(default_factory=list)
+    """GRPO: the rewards that score each sampled answer, e.g. ["regex:<answer>.*</answer>", "exact", "2*language:zh",
+    "python:my_rewards.py:score"] (see xuetu.train.rewards); on the command line a YAML list, or specs joined
+    by ";" (a comma would split a regex)."""
+    group: int = 4
+    """GRPO: answers sampled per prompt; each is judged against its group."""
+    max_new_tokens: int = 64
+    """GRPO: the longest sampled answer, in tokens."""
+    temperature: float = 0.9
+    """GRPO: sampling temperature (the group must differ to learn anything)."""
 
     def __post_init__(self):
         from xuetu.train.methods.preference import WEIGHTS
+
+        given = [self.rewards] if isinstance(self.rewards, str) else self.rewards
+        self.rewards = [part.strip() for r in given for part in str(r).split(";") if part.strip()]
+        if self.group < 2 or self.max_new_tokens < 1 or not 0 < self.temperature <= 2:
+            raise XuetuError("align.group must be at least 2, align.max_new_tokens at least 1, "
+                             "align.temperature in (0, 2]")
 
         if self.weights not in WEIGHTS:
             raise XuetuError(f"align.weights must be one of {', '.join(WEIGHTS)}, got {self.weights!r}")
@@ -138,6 +154,9 @@ class TrainArgs:
         method = methods.get(self.method)
         if getattr(method, "ALIGN", False):
             self.align.beta = self.align.beta or method.BETA
+            if getattr(method, "REWARDED", False) and not self.align.rewards:
+                raise XuetuError(f"{self.method} needs rewards to score the sampled answers",
+                                 "Add --set 'align.rewards=regex:<answer>\\d+</answer>;exact' (see docs/train.md).")
         if self.lr is None:
             self.lr = method.default_lr(self) if getattr(method, "ALIGN", False) else method.LR
         if self.max_minutes is not None and self.max_minutes <= 0:

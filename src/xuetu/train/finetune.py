@@ -89,10 +89,11 @@ def finetune(args: TrainArgs, resume: bool = True, progress: bool = True, build_
     hf_logging.set_verbosity_error()
     # -- set up the model and data --------------------------------------------------------------------
     method = methods.get(args.method)
-    if getattr(method, "ALIGN", False):  # preference objectives have their own recipe
+    if getattr(method, "ALIGN", False):  # preference and reward objectives have their own recipes
         from xuetu.train.align import align
+        from xuetu.train.grpo import grpo
 
-        return align(args, resume=resume, progress=progress)
+        return (grpo if getattr(method, "REWARDED", False) else align)(args, resume=resume, progress=progress)
     if hasattr(method, "check_available"):
         method.check_available()
     base, out, run = choose_base(args, progress)

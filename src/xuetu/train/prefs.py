@@ -165,9 +165,9 @@ def _parts(model):
     return base.get_decoder(), base.get_output_embeddings()
 
 
-def sequence_logps(model, input_ids, labels, attention_mask) -> Logps:
-    """Log-probabilities of the labelled tokens, per row. Only labelled positions are projected through the
-    vocabulary: a prompt never becomes (tokens x vocabulary) logits."""
+def label_logps(model, input_ids, labels, attention_mask) -> tuple[torch.Tensor, torch.Tensor]:
+    """The log-probability of every labelled token (N,), and the row each belongs to (N,). Only labelled
+    positions are projected through the vocabulary: a prompt never becomes (tokens x vocabulary) logits."""
     decoder, head = _parts(model)
     hidden = decoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state[:, :-1]
     targets = labels[:, 1:]
@@ -175,6 +175,16 @@ def sequence_logps(model, input_ids, labels, attention_mask) -> Logps:
     logits = head(hidden[keep]).float()  # (N, vocab)
     token_lp = logits.gather(1, targets[keep][:, None]).squeeze(1) - torch.logsumexp(logits, dim=1)
     row = torch.arange(keep.shape[0], device=keep.device)[:, None].expand_as(keep)[keep]
-    total = torch.zeros(keep.shape[0], dtype=token_lp.dtype, device=token_lp.device).index_add(0, row, token_lp)
-    count = keep.sum(1)
+    return token_lp, row
+
+
+def per_row(values: torch.Tensor, row: torch.Tensor, rows: int) -> torch.Tensor:
+    return torch.zeros(rows, dtype=values.dtype, device=values.device).index_add(0, row, values)
+
+
+def sequence_logps(model, input_ids, labels, attention_mask) -> Logps:
+    """Summed and mean log-probabilities of each row's labelled tokens."""
+    token_lp, row = label_logps(model, input_ids, labels, attention_mask)
+    total = per_row(token_lp, row, input_ids.shape[0])
+    count = (labels[:, 1:] != IGNORE).sum(1)
     return Logps(total, total / count.clamp(min=1), count)

@@ -10,8 +10,9 @@ Each module provides:
 - `LR`: the default peak learning rate;
 and may provide `check_available()`, which raises XuetuError where the method cannot run (QLoRA off a GPU).
 
-Preference objectives (dpo, orpo, simpo, kto) set `ALIGN = True` instead: they train the weights of another
-method (lora, qlora or full, per `align.weights`) and are run by train/align.py (see methods/preference.py).
+Preference objectives (dpo, orpo, simpo, kto) and GRPO set `ALIGN = True` instead: they train the weights of
+another method (lora, qlora or full, per `align.weights`) and are run by train/align.py, or train/grpo.py for
+those with `REWARDED = True` (see methods/preference.py).
 
     methods.register("bias-only", "my_package.bias_only")  # a module, or its dotted name
 """
@@ -33,6 +34,7 @@ _METHODS: dict[str, str | ModuleType] = {
     "orpo": "xuetu.train.methods.orpo",
     "simpo": "xuetu.train.methods.simpo",
     "kto": "xuetu.train.methods.kto",
+    "grpo": "xuetu.train.methods.grpo",
 }
 
 
