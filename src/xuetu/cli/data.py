@@ -1,4 +1,4 @@
-"""Data verbs: `xuetu data convert | clean | stats | split`."""
+"""Data verbs: `xuetu data convert | clean | stats | split | pairs`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from xuetu.errors import XuetuError
 
 @click.group()
 def data():
-    """Prepare training data: convert formats, clean, inspect and split."""
+    """Prepare training data: convert formats, clean, inspect, split, and make preference pairs."""
 
 
 @data.command()
@@ -141,6 +141,39 @@ def split(inp, val, test, seed, out_dir):
     counts = run_split(inp, out_dir, val=val, test=test, seed=seed)
     click.echo(f"train {counts['train']}, val {counts['val']}, test {counts['test']} "
                f"({counts['groups']} groups of near duplicates kept together) in {out_dir}/")
+
+
+@data.command()
+@click.option("--prompts", required=True, type=click.Path(path_type=Path),
+              help="JSONL of prompts ({\"prompt\": ...}, messages, Alpaca, QA); other fields reach the rewards.")
+@click.option("--model", default=None, help="The model that answers: a model in the store (with --url: the endpoint's model).")
+@click.option("--url", default=None, help="An OpenAI-compatible endpoint that answers instead, e.g. http://host:port/v1.")
+@click.option("--key", default=None, help="API key of --url (default $OPENAI_API_KEY).")
+@click.option("--n", default=4, show_default=True, help="Answers sampled per prompt.")
+@click.option("--temperature", default=0.9, show_default=True)
+@click.option("--max-tokens", default=128, show_default=True)
+@click.option("--reward", "rewards", multiple=True, metavar="SPEC",
+              help="Rank by a reward; repeatable: regex:PATTERN, exact[:KEY], language:zh, length:MAX, guard[:POLICY], "
+                   "refusal, python:FILE.py:FUNCTION; weight one like 2*guard.")
+@click.option("--judge", default=None, help="A judge model that scores each answer 1-10 (with --judge-url: its name there).")
+@click.option("--judge-url", default=None, help="An OpenAI-compatible endpoint as the judge.")
+@click.option("--judge-key", default=None, help="API key of --judge-url (default $OPENAI_API_KEY).")
+@click.option("--seed", default=0, show_default=True, help="Answer j of each prompt is drawn with seed + j.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="The pairs (JSONL: prompt, chosen, rejected, reason).")
+@click.option("-q", "--quiet", is_flag=True)
+def pairs(prompts, model, url, key, n, temperature, max_tokens, rewards, judge, judge_url, judge_key, seed, out, quiet):
+    """Preference pairs from a model's own answers: sample --n per prompt, keep the best and the worst."""
+    from xuetu.train.pairs import PairsArgs, make_pairs
+
+    args = PairsArgs(prompts=str(prompts), out=str(out), model=model, url=url, key=key, n=n, temperature=temperature,
+                     max_tokens=max_tokens, rewards=list(rewards), judge=judge, judge_url=judge_url,
+                     judge_key=judge_key, seed=seed)
+    s = make_pairs(args, progress=not quiet)
+    click.echo(f"\n{'prompts':<20}{s.prompts:>8}\n{'pairs written':<20}{s.pairs:>8}\n{'ties skipped':<20}{s.ties:>8}")
+    if s.unjudged:
+        click.echo(f"{'not judged':<20}{s.unjudged:>8}")
+    click.echo(f"{'duplicate answers':<20}{s.duplicates:>8}\n"
+               f"mean score: chosen {s.mean_chosen:.3f}, rejected {s.mean_rejected:.3f}\n\npairs: {s.out}")
 
 
 COMMANDS = [data]

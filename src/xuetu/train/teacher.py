@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from xuetu.errors import XuetuError
@@ -23,6 +23,8 @@ class Prompt:
     messages: list[dict]
     """The conversation so far, ending with the user's turn (no system message)."""
     system: str | None = None
+    example: dict = field(default_factory=dict, compare=False)
+    """The prompt record's own fields as read (a reference answer, say), for rewards that need them."""
 
     def chat(self, cot: bool = False) -> list[dict]:
         """The messages sent to the teacher: the system prompt first; with cot, the reasoning instruction."""
@@ -39,14 +41,15 @@ def _prompt_of(obj) -> Prompt:
                 text = obj[key]
                 if key == "instruction" and isinstance(obj.get("input"), str) and obj["input"].strip():
                     text = f"{text}\n{obj['input']}"
-                return Prompt([{"role": "user", "content": text}], obj.get("system") or None)
+                return Prompt([{"role": "user", "content": text}], obj.get("system") or None, obj)
     record = to_record(obj)
+    example = obj if isinstance(obj, dict) else {}
     if record.is_text:
-        return Prompt([{"role": "user", "content": record.text}])
+        return Prompt([{"role": "user", "content": record.text}], example=example)
     messages = list(record.messages)
     while messages and messages[-1]["role"] == "assistant":  # the data's own answer is not the teacher's
         messages.pop()
-    return Prompt(messages, record.system)
+    return Prompt(messages, record.system, example)
 
 
 def read_prompts(path: str | Path) -> list[Prompt]:
@@ -88,10 +91,11 @@ class LocalTeacher:
         self.engine = engines.load(models.resolve(name), engine="transformers")
         self.name = self.engine.ref.name
 
-    def ask(self, messages: list[dict], max_tokens: int, temperature: float) -> str:
+    def ask(self, messages: list[dict], max_tokens: int, temperature: float, seed: int = 0) -> str:
+        """One answer; with temperature > 0, a different seed draws a different sample."""
         from xuetu.engines.base import GenerateOptions
 
-        opts = GenerateOptions(temperature=temperature, max_tokens=max_tokens, seed=0)
+        opts = GenerateOptions(temperature=temperature, max_tokens=max_tokens, seed=seed)
         return "".join(c.text for c in self.engine.generate(messages, opts)).strip()
 
 
@@ -127,10 +131,10 @@ class EndpointTeacher:
                               "/v1 (e.g. http://127.0.0.1:11434/v1).")
         return XuetuError(f"the teacher at {self.url} failed: {str(e)[:200]}")
 
-    def ask(self, messages: list[dict], max_tokens: int, temperature: float) -> str:
+    def ask(self, messages: list[dict], max_tokens: int, temperature: float, seed: int = 0) -> str:
         try:
             reply = self.client.chat.completions.create(model=self.name, messages=messages, max_tokens=max_tokens,
-                                                        temperature=temperature, seed=0)
+                                                        temperature=temperature, seed=seed)
         except Exception as e:  # noqa: BLE001
             raise self._failure(e) from None
         return ((reply.choices[0].message.content if reply.choices else None) or "").strip()
