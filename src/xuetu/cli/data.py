@@ -8,6 +8,9 @@ import click
 
 from xuetu.errors import XuetuError
 
+OUTPUT_FORMATS = ["messages", "alpaca", "sharegpt", "qa", "text", "pairs", "kto"]
+"""data.formats.FORMATS, listed here so `--help` needs no import of the data package."""
+
 
 @click.group()
 def data():
@@ -17,7 +20,8 @@ def data():
 @data.command()
 @click.argument("inp", type=click.Path(path_type=Path))
 @click.argument("out", type=click.Path(path_type=Path))
-@click.option("--to", "fmt", required=True, type=click.Choice(["messages", "alpaca", "sharegpt", "qa", "text"]))
+@click.option("--to", "fmt", required=True, type=click.Choice(OUTPUT_FORMATS),
+              help="Output format; pairs -> kto writes each pair as two labelled examples.")
 @click.option("--on-error", type=click.Choice(["fail", "skip"]), default="fail", show_default=True)
 def convert(inp, out, fmt, on_error):
     """Convert IN (any supported file or folder) to OUT (JSONL) in another format."""
@@ -31,7 +35,8 @@ def convert(inp, out, fmt, on_error):
             try:
                 if item.error:
                     raise formats.FormatError(item.error)
-                w.write(formats.from_record(formats.to_record(item.obj), fmt))
+                for obj in formats.outputs(formats.to_record(item.obj), fmt):
+                    w.write(obj)
                 done += 1
             except formats.FormatError as e:
                 if on_error == "fail":
@@ -40,13 +45,14 @@ def convert(inp, out, fmt, on_error):
                 click.echo(f"skipped {item.source}: {e}", err=True)
         if done == 0:
             raise XuetuError(f"nothing to write: {inp} gave no convertible records")
-    click.echo(f"wrote {done} records to {out}" + (f" ({skipped} skipped)" if skipped else ""))
+    split = f" from {done} records" if w.count != done else ""
+    click.echo(f"wrote {w.count} records{split} to {out}" + (f" ({skipped} skipped)" if skipped else ""))
 
 
 @data.command()
 @click.argument("inp", type=click.Path(path_type=Path))
 @click.argument("out", type=click.Path(path_type=Path))
-@click.option("--to", "fmt", default=None, type=click.Choice(["messages", "alpaca", "sharegpt", "qa", "text"]),
+@click.option("--to", "fmt", default=None, type=click.Choice(OUTPUT_FORMATS),
               help="Output format (default: the input's).")
 @click.option("--pii", is_flag=True, help="Mask e-mails, phone numbers, ID/bank card numbers and IP addresses.")
 @click.option("--no-exact-dedup", is_flag=True)
@@ -117,6 +123,8 @@ def stats(inp, model, context, out_dir, as_json):
     click.echo(f"records      {result['records']}  (malformed {result['malformed']}; formats "
                + ", ".join(f"{k} {v}" for k, v in result["formats"].items()) + ")")
     click.echo(f"turns        {result['turns']['total']} (mean {result['turns']['mean']} per record)")
+    if "preferences" in result:
+        _echo_preferences(result["preferences"])
     click.echo(f"tokens       total {t['total']:,}  mean {t['mean']}  median {t['median']}  p95 {t['p95']}  max {t['max']}")
     click.echo("languages    " + ", ".join(f"{k} {v:.0%}" for k, v in result["languages"].items())
                + f"  (of {result['languages_sampled']} sampled)")
@@ -127,6 +135,16 @@ def stats(inp, model, context, out_dir, as_json):
     click.echo(f"\nplot:  {png}\nstats: {path}")
 
 
+def _echo_preferences(p: dict) -> None:
+    if p["pairs"]:
+        click.echo(f"preference pairs: {p['pairs']}  (chosen answer longer than the rejected in "
+                   f"{p['chosen_longer']:.0%})")
+    if p["kto"]["desirable"] or p["kto"]["undesirable"]:
+        click.echo(f"KTO examples: desirable {p['kto']['desirable']}, undesirable {p['kto']['undesirable']}")
+    for kind, t in p["answer_tokens"].items():
+        click.echo(f"  {kind + ' answers':<20} mean {t['mean']}  median {t['median']}  max {t['max']} tokens")
+
+
 @data.command()
 @click.argument("inp", type=click.Path(path_type=Path))
 @click.option("--val", default=0.1, show_default=True)
@@ -134,7 +152,8 @@ def stats(inp, model, context, out_dir, as_json):
 @click.option("--seed", default=42, show_default=True)
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None, help="Default: ./<name>-split")
 def split(inp, val, test, seed, out_dir):
-    """Split IN into train/val/test JSONL; near duplicates never straddle two splits."""
+    """Split IN into train/val/test JSONL; near duplicates never straddle two splits, nor do preference records
+    that share a prompt."""
     from xuetu.data.split import split as run_split
 
     out_dir = out_dir or Path(f"{Path(inp).stem}-split")

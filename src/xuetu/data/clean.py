@@ -5,6 +5,13 @@ MinHash signatures) runs in worker processes, one batch each; the main process t
 in input order and does what depends on order: exact and near-duplicate decisions and writing.
 Every input record ends up in the output or in the rejects file with its reason, so
 input = kept + rejected, always. Outputs appear only when the run succeeds.
+
+Preference data (data/prefs.py) is cleaned as what it is for: PII is masked in the rejected answer too; the
+quality filters and the language filter judge a pair's prompt and chosen answer, never its rejected one (a bad
+rejected answer is the point of it), and only the prompt of an undesirable KTO example; the token bounds
+measure the longer of the chosen and rejected conversations; a pair whose answers are the same is rejected
+(same_answers); and a duplicate must repeat the prompt, the chosen and the rejected answer (a KTO example: the
+prompt, the answer and the label), so pairs that share a prompt are kept. Written as kto, a pair is two lines.
 """
 
 from __future__ import annotations
@@ -20,11 +27,12 @@ from pathlib import Path
 import orjson
 from tqdm.auto import tqdm
 
-from xuetu.data import formats
+from xuetu.data import formats, prefs
 from xuetu.data.minhash import CJK_NGRAM, CJK_THRESHOLD, NGRAM, THRESHOLD, check_ngrams
 from xuetu.data.normalize import normalize
 from xuetu.data.quality import repeated_char_ratios, repeated_line_ratio, symbol_ratios
 from xuetu.data.readers import read
+from xuetu.data.record import Record
 from xuetu.data.writer import JsonlWriter
 from xuetu.errors import XuetuError
 
@@ -112,15 +120,46 @@ class _Reject(Exception):
 
 
 @dataclass
+class Prepared:
+    """A record that passed the per-record checks, as the batch checks and dedup see it."""
+
+    judged: str
+    """What the quality and language filters judge (see prefs.judged_text)."""
+    measured: list[str]
+    """The conversations a trainer renders, for the token bounds (a pair's longer one counts)."""
+    dedup: list[str]
+    """The texts that must all repeat for a duplicate: the record's, or a preference record's parts."""
+    kind: str
+    """Records are only duplicates of their own kind: sft, pairs, kto:true or kto:false."""
+    out: bytes
+    """The output line(s)."""
+
+
+@dataclass
 class BatchResult:
     """What a worker hands back for one batch, in input order."""
 
     sources: list[str]
     originals: list  # the input object, or the raw text of a malformed item
     outcomes: list  # (reason, detail) for a reject, or (exact_key, output_bytes) for a survivor
-    signatures: object  # (n_survivors, num_perm) uint32, or None
-    cjk: object  # (n_survivors,) bool: which survivors are CJK records, or None
+    signatures: object  # (n_texts, num_perm) uint32 of the survivors' dedup texts, or None
+    cjk: object  # (n_texts,) bool: which of those texts are CJK, or None
+    spans: list  # (start, end, kind) per survivor: its rows of signatures and cjk, and its dedup kind
     pii: Counter
+
+
+def dedup_view(record, text: str) -> tuple[list[str], str]:
+    """(the texts a duplicate must repeat, the record's kind) for a normalised record whose text is `text`."""
+    if record.is_pair:
+        return prefs.dedup_parts(record), "pairs"
+    if record.label is not None:
+        return prefs.dedup_parts(record), f"kto:{str(record.label).lower()}"
+    return [text], "sft"
+
+
+def exact_key(texts: list[str], kind: str) -> bytes:
+    raw = texts[0] if kind == "sft" else "\x1f".join([kind, *texts])
+    return hashlib.blake2b(raw.encode(), digest_size=8).digest()
 
 
 # -- the per-batch work (runs in worker processes) -----------------------------------------------
@@ -159,37 +198,55 @@ class RecordChecker:
             raise _Reject("malformed", item.error)
         try:
             record = formats.to_record(item.obj, {"source": item.source})
+        except formats.FormatError as e:  # a preference record that teaches nothing has its own reason
+            raise _Reject(getattr(e, "reason", "malformed"), str(e))
+        record = self._transform(record, pii)
+        text = record.joined()
+        if not text.strip():
+            raise _Reject("empty")
+        self._check_turns(record)
+        judged = prefs.judged_text(record) if record.is_preference else text
+        value = repeated_line_ratio(judged)
+        if value > self.args.max_repeated_lines:
+            raise _Reject("repeated_lines", f"{value:.2f} > {self.args.max_repeated_lines}")
+        if self.args.languages:
+            from xuetu.data.language import detect_language
+
+            lang = detect_language(judged)
+            if lang not in self.args.languages:
+                raise _Reject("language", lang)
+        try:
+            out = formats.outputs(record, self.args.to or record.meta["format"])
         except formats.FormatError as e:
-            raise _Reject("malformed", str(e))
+            raise _Reject("unconvertible", str(e))
+        measured = [Record(messages=msgs, system=record.system).joined() for msgs in prefs.sequences(record)] \
+            if record.is_preference else [text]
+        dump = b"".join(orjson.dumps(o, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS) for o in out)
+        return Prepared(judged, measured, *dedup_view(record, text), dump)
+
+    def _transform(self, record, pii: Counter):
+        """Normalised and, if asked, with personal data masked (in every text, a rejected answer's too)."""
         form = self.args.normalize
         record = record.map_text(lambda t: normalize(t, form))
         if self.args.pii:
             from xuetu.data.pii import mask_pii
 
             record = record.map_text(lambda t: mask_pii(t, pii))
-        text = record.joined()
-        if not text.strip():
-            raise _Reject("empty")
-        if not record.is_text:
-            if not any(m["role"] == "user" and m["content"] for m in record.messages):
-                raise _Reject("no_question", "no non-empty user turn")
-            last = record.messages[-1] if record.messages else {"role": None}
-            if last["role"] != "assistant" or not (last["content"] or last.get("tool_calls")):
-                raise _Reject("no_answer", "the conversation does not end with a non-empty answer or a tool call")
-        value = repeated_line_ratio(text)
-        if value > self.args.max_repeated_lines:
-            raise _Reject("repeated_lines", f"{value:.2f} > {self.args.max_repeated_lines}")
-        if self.args.languages:
-            from xuetu.data.language import detect_language
+        return record
 
-            lang = detect_language(text)
-            if lang not in self.args.languages:
-                raise _Reject("language", lang)
+    @staticmethod
+    def _check_turns(record) -> None:
+        if record.is_text:
+            return
         try:
-            out = formats.from_record(record, self.args.to or record.meta["format"])
-        except formats.FormatError as e:
-            raise _Reject("unconvertible", str(e))
-        return text, out
+            prefs.check(record)  # normalising can make a pair's answers the same, or a prompt empty
+        except prefs.PreferenceError as e:
+            raise _Reject(e.reason, str(e))
+        if not any(m["role"] == "user" and m["content"] for m in record.messages):
+            raise _Reject("no_question", "no non-empty user turn")
+        last = record.messages[-1] if record.messages else {"role": None}
+        if last["role"] != "assistant" or not (last["content"] or last.get("tool_calls")):
+            raise _Reject("no_answer", "the conversation does not end with a non-empty answer or a tool call")
 
     def run(self, items: list) -> BatchResult:
         pii: Counter = Counter()
@@ -200,34 +257,36 @@ class RecordChecker:
             except _Reject as r:
                 prepared.append(r)
         live = [i for i, p in enumerate(prepared) if not isinstance(p, _Reject)]
-        texts = [prepared[i][0] for i in live]
+        texts = [prepared[i].judged for i in live]
         for i, rep, sym in zip(live, repeated_char_ratios(texts), symbol_ratios(texts)):
             if rep > self.args.max_repeated_chars:
                 prepared[i] = _Reject("repeated_chars", f"{rep:.2f} > {self.args.max_repeated_chars}")
             elif sym > self.args.max_symbols:
                 prepared[i] = _Reject("symbols", f"{sym:.2f} > {self.args.max_symbols}")
         self._check_length(prepared)
-        live = [i for i, p in enumerate(prepared) if not isinstance(p, _Reject)]
-        texts = [prepared[i][0] for i in live]
+        survivors = [p for p in prepared if not isinstance(p, _Reject)]
+        texts = [t for p in survivors for t in p.dedup]
         signatures = self.hasher.signatures(texts) if self.hasher is not None and texts else None
         cjk = self.hasher.cjk(texts) if signatures is not None else None
-        outcomes = []
+        outcomes, spans, start = [], [], 0
         for p in prepared:
             if isinstance(p, _Reject):
                 outcomes.append((p.reason, p.detail))
-            else:
-                key = hashlib.blake2b(p[0].encode(), digest_size=8).digest()
-                outcomes.append((key, orjson.dumps(p[1], option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS)))
+                continue
+            outcomes.append((exact_key(p.dedup, p.kind), p.out))
+            spans.append((start, start + len(p.dedup), p.kind))
+            start += len(p.dedup)
         return BatchResult([it.source for it in items], [it.obj if it.error is None else it.raw for it in items],
-                           outcomes, signatures, cjk, pii)
+                           outcomes, signatures, cjk, spans, pii)
 
     def _check_length(self, prepared: list) -> None:
         """Token-length bounds (tokenised together: the fast tokenizer is parallel)."""
         live = [i for i, p in enumerate(prepared) if not isinstance(p, _Reject)]
         if self.tokenizer is None or not live:
             return
-        lengths = [len(ids) for ids in self.tokenizer([prepared[i][0] for i in live],
-                                                      add_special_tokens=False)["input_ids"]]
+        texts = [t for i in live for t in prepared[i].measured]
+        counts = iter([len(ids) for ids in self.tokenizer(texts, add_special_tokens=False)["input_ids"]])
+        lengths = [max(next(counts) for _ in prepared[i].measured) for i in live]  # a pair: its longer side
         for i, n in zip(live, lengths):
             if self.args.min_tokens is not None and n < self.args.min_tokens:
                 prepared[i] = _Reject("too_short", f"{n} tokens < {self.args.min_tokens}")
@@ -251,25 +310,40 @@ def load_tokenizer(name: str | None):
 # -- the ordered part (main process) -------------------------------------------------------------
 
 class Deduper:
+    """Exact and near-duplicate decisions, in input order; a record is only compared with records of its kind
+    (see dedup_view): a preference record is a near duplicate when every one of its parts is."""
+
     def __init__(self, args: CleanArgs):
         self.exact = args.exact_dedup
         self.seen: dict[bytes, str] = {}
-        self.index = None
-        if args.near_dedup:
-            from xuetu.data.minhash import NearDupIndex
+        self.near = args.near_dedup
+        self.args = args
+        self.indexes: dict[str, object] = {}
 
-            self.index = NearDupIndex(args.threshold, args.cjk_threshold, args.num_perm)
+    def _index(self, kind: str, parts: int):
+        if kind not in self.indexes:
+            from xuetu.data.minhash import NearDupIndex, PartIndex
 
-    def check(self, key: bytes, sig, cjk: bool, source: str) -> None:
+            a = self.args
+            self.indexes[kind] = NearDupIndex(a.threshold, a.cjk_threshold, a.num_perm) if kind == "sft" else \
+                PartIndex(parts, a.threshold, a.cjk_threshold, a.num_perm)
+        return self.indexes[kind]
+
+    def check(self, key: bytes, sigs, cjk, kind: str, source: str) -> tuple[str, str] | None:
+        """(reason, detail) if the record duplicates a kept one; otherwise None, and the record is kept in mind.
+        sigs: (parts, num_perm) signatures of its dedup texts and cjk their kinds, or None without near dedup."""
         if self.exact and key in self.seen:
-            raise _Reject("exact_duplicate", f"same as {self.seen[key]}")
-        if self.index is not None:
-            hit = self.index.query(sig, cjk)
+            return "exact_duplicate", f"same as {self.seen[key]}"
+        if self.near and sigs is not None:
+            index = self._index(kind, len(sigs))
+            one = kind == "sft"
+            hit = index.query(sigs[0], cjk[0]) if one else index.query(sigs, cjk)
             if hit is not None:
-                raise _Reject("near_duplicate", f"{hit[1]:.2f} similar to {hit[0]}")
-            self.index.insert(source, sig, cjk)
+                return "near_duplicate", f"{hit[1]:.2f} similar to {hit[0]}"
+            index.insert(source, sigs[0], cjk[0]) if one else index.insert(source, sigs, cjk)
         if self.exact:
             self.seen[key] = source
+        return None
 
 
 def _batches(inp: Path):
@@ -354,15 +428,15 @@ def _absorb(result: BatchResult, args: CleanArgs, dedup: Deduper, kept: JsonlWri
                                  "Fix the record, or pass --on-error skip to reject bad records and go on.")
             reason, detail = first, second
         else:
-            sig = result.signatures[survivor] if result.signatures is not None else None
-            cjk = bool(result.cjk[survivor]) if result.cjk is not None else False
+            start, end, kind = result.spans[survivor]
+            sigs = result.signatures[start:end] if result.signatures is not None else None
+            cjk = result.cjk[start:end] if result.cjk is not None else None
             survivor += 1
-            try:
-                dedup.check(first, sig, cjk, source)
+            verdict = dedup.check(first, sigs, cjk, kind, source)
+            if verdict is None:
                 kept.write_raw(second)
                 summary.kept += 1
                 continue
-            except _Reject as r:
-                reason, detail = r.reason, r.detail
+            reason, detail = verdict
         summary.rejected[reason] += 1
         rejects.write({"reason": reason, "detail": detail, "source": source, "record": original})

@@ -49,7 +49,8 @@ def detect(obj) -> str:
         return "text"
     keys = ", ".join(sorted(obj)[:8]) or "none"
     raise FormatError(f"unrecognised record (keys: {keys}); expected messages, conversations, "
-                      "instruction/output, question/answer or text")
+                      "instruction/output, question/answer, text, or preference data (prompt/chosen/rejected, "
+                      "prompt/completion/label)")
 
 
 def _str(value, what: str) -> str:
@@ -182,6 +183,13 @@ _READ = {"messages": _read_messages, "sharegpt": _read_sharegpt, "alpaca": _read
          "text": _read_text, "pairs": prefs.read_pairs, "kto": prefs.read_kto}
 
 
+def outputs(record: Record, fmt: str) -> list[dict]:
+    """What the record becomes in fmt: one object, or two when a pair is written as KTO examples."""
+    if fmt == "kto":
+        return [prefs.write(r, fmt) for r in prefs.to_kto(record)]
+    return [from_record(record, fmt)]
+
+
 def from_record(record: Record, fmt: str) -> dict:
     """The record in the given output format (extra fields of the input are kept)."""
     if fmt not in FORMATS:
@@ -189,8 +197,9 @@ def from_record(record: Record, fmt: str) -> dict:
     if fmt in prefs.PREF_FORMATS:
         return prefs.write(record, fmt)
     if record.is_preference:
-        raise FormatError(f"this record is preference data ({record.meta.get('format', 'pairs')}), which {fmt} "
-                          f"cannot hold: write it as {' or '.join(prefs.PREF_FORMATS)}")
+        kind = "a chosen/rejected pair" if record.is_pair else "a KTO example"
+        raise FormatError(f"this record is preference data ({kind}), which {fmt} cannot hold: write it as "
+                          f"{' or '.join(prefs.PREF_FORMATS)}")
     extra = dict(record.meta.get("extra") or {})
     if record.uses_tools and fmt not in ("messages", "sharegpt"):
         raise FormatError(f"this record has tools or tool calls, which {fmt} cannot hold: {TOOL_NEEDS}")

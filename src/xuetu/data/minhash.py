@@ -229,6 +229,10 @@ class LSHIndex:
         positions = np.fromiter(itertools.chain.from_iterable(buckets), dtype=np.int64)
         return positions, np.count_nonzero(self._store[positions] == sig, axis=1) / sig.size
 
+    def candidate_count(self, sig: np.ndarray) -> int:
+        """How many indexed items share a band with sig (with repeats): the cost of querying it."""
+        return sum(len(b) for b in map(dict.get, self.buckets, self._keys(sig)) if b)
+
     def query(self, sig: np.ndarray) -> tuple[object, float] | None:
         """The earliest indexed item at least `threshold` similar, with its estimated Jaccard similarity."""
         positions, similarity = self._candidates(sig)
@@ -270,3 +274,51 @@ class NearDupIndex:
 
     def insert(self, item_id, sig: np.ndarray, cjk: bool) -> None:
         self.parts[bool(cjk)].insert(item_id, sig)
+
+
+class PartIndex:
+    """Near duplicates of records made of parts (a preference pair: prompt, chosen, rejected): a record is a near
+    duplicate of a kept one when every part is, each compared with the same part, of the same kind (CJK or not),
+    at that kind's threshold. Two pairs that share a prompt but not their answers are distinct.
+
+    The candidates come from the part whose buckets hold the fewest kept records, so a part that many records
+    share (one prompt, a stock refusal) costs little; the other parts are checked on their stored signatures."""
+
+    def __init__(self, parts: int, threshold: float = THRESHOLD, cjk_threshold: float = CJK_THRESHOLD,
+                 num_perm: int = 128):
+        self.indexes = [NearDupIndex(threshold, cjk_threshold, num_perm) for _ in range(parts)]
+        self.thresholds = (threshold, cjk_threshold)
+        self.sigs: list[np.ndarray] = []  # (parts, num_perm) of each kept record
+        self.kinds: list[tuple[bool, ...]] = []
+        self.ids: list[object] = []
+
+    def _similar(self, pos: int, sigs: np.ndarray, cjk: tuple[bool, ...]) -> float | None:
+        """The least similarity over the parts of kept record pos, or None if a part is below its threshold."""
+        if self.kinds[pos] != cjk:
+            return None
+        sims = np.count_nonzero(self.sigs[pos] == sigs, axis=1) / sigs.shape[1]
+        if any(s < self.thresholds[c] for s, c in zip(sims, cjk)):
+            return None
+        return float(sims.min())
+
+    def query(self, sigs: np.ndarray, cjk) -> tuple[object, float] | None:
+        """The earliest kept record similar in every part, with the least of its parts' similarities."""
+        cjk = tuple(bool(c) for c in cjk)
+        counts = [idx.parts[c].candidate_count(s) for idx, s, c in zip(self.indexes, sigs, cjk)]
+        k = int(np.argmin(counts))
+        if counts[k] == 0:
+            return None
+        for pos in sorted(self.indexes[k].query_all(sigs[k], cjk[k])):
+            sim = self._similar(pos, sigs, cjk)
+            if sim is not None:
+                return self.ids[pos], sim
+        return None
+
+    def insert(self, item_id, sigs: np.ndarray, cjk) -> None:
+        pos = len(self.ids)
+        cjk = tuple(bool(c) for c in cjk)
+        for idx, s, c in zip(self.indexes, sigs, cjk):
+            idx.insert(pos, s, c)
+        self.sigs.append(np.asarray(sigs))
+        self.kinds.append(cjk)
+        self.ids.append(item_id)

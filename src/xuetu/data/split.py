@@ -1,5 +1,8 @@
 """`xuetu data split`: a deterministic train/val/test split in which near duplicates stay together,
-so no question leaks from training into evaluation in slightly different words."""
+so no question leaks from training into evaluation in slightly different words.
+
+Preference records are grouped by their prompt alone: the pairs (and KTO examples) of one prompt land in one
+split, so a prompt trained on with some answers is not evaluated with others. A record is written whole, as read."""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ import hashlib
 import random
 from pathlib import Path
 
-from xuetu.data import formats
+from xuetu.data import formats, prefs
 from xuetu.data.minhash import CJK_THRESHOLD, THRESHOLD, MinHasher, NearDupIndex, is_cjk_text
 from xuetu.data.normalize import normalize
 from xuetu.data.readers import read
@@ -31,8 +34,8 @@ def split(inp: Path, out_dir: Path, val: float = 0.1, test: float = 0.1, seed: i
         if item.error:
             raise XuetuError(f"{item.source}: {item.error}", "Run `xuetu data clean --on-error skip` first.")
         try:
-            text = normalize(formats.to_record(item.obj, {"source": item.source}).joined())
-            items.append((item.obj, text))
+            record = formats.to_record(item.obj, {"source": item.source})
+            items.append((item.obj, normalize(prefs.prompt_text(record) if record.is_preference else record.joined())))
         except formats.FormatError as e:
             raise XuetuError(f"{item.source}: {e}") from None
     if not items:
