@@ -5,7 +5,7 @@ benchmarks/out/<name>.log and the terminal gets one line per benchmark. A script
 through _record.record; a crash, a time-out or a missing section is reported in that benchmark's section,
 the others carry on, and the runner exits 1 at the end. RESULTS.md is replaced in one step at the end: the
 machine and the run (start, end, duration, flags and wall time per benchmark) once at the top, then the
-sections in run order. About an hour on 2 cores.
+sections in run order. About 75 minutes on 2 cores.
 
     .venv/bin/python benchmarks/run_all.py [--dry-run]
 """
