@@ -189,12 +189,13 @@ def table(results: dict, pairs: int, rounds: int, ref_mode: str) -> str:
     memory = ours["peak_rss_mb"] / base["peak_rss_mb"]
     trl_ref = ("reference precomputed before training (precompute_ref_log_probs=True)" if ref_mode == "precompute"
                else "reference computed in every step (adapter disabled)")
-    rows = ["| trainer | tokens | optimizer steps | reference pass (s) | seconds | tokens/s | peak RSS (MB) | mean loss |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = ["| trainer | tokens | optimizer steps | reference pass (s) | seconds | tokens/s | peak RSS (MB) | "
+            "mean loss |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for name, r in ((f"baseline: TRL DPOTrainer + PEFT, {trl_ref}", base),
                     ("xuetu finetune --method dpo (reference once, adapter off; labelled positions only through the "
                      "output head)", ours)):
-        rows.append(f"| {name} | {r['tokens']:,} | {r['steps']} | {r['ref_seconds']:.1f} | {r['seconds']:.1f} | "
+        ref = "in the steps" if r is base and ref_mode == "per-step" else f"{r['ref_seconds']:.1f}"
+        rows.append(f"| {name} | {r['tokens']:,} | {r['steps']} | {ref} | {r['seconds']:.1f} | "
                     f"{r['tokens'] / r['seconds']:.1f} | {r['peak_rss_mb']:.0f} | {r['mean_loss']:.4f} |")
     from trl import __version__ as trl_version
 
