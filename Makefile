@@ -74,7 +74,7 @@ test-floors: browser
 	$(FLOORS)/bin/python .ci/floors.py --check cpp test
 	$(FLOORS)/bin/python -m pytest -m "not slow" -p no:cacheprovider
 
-# For developers: every benchmark in one run on this machine (about 50 minutes on 2 cores), rewriting
+# For developers: every benchmark in one run on this machine (about 75 minutes on 2 cores), rewriting
 # benchmarks/RESULTS.md whole; exits non-zero if any benchmark failed (its section says why).
 bench: install
 	$(PY) benchmarks/run_all.py

@@ -5,7 +5,7 @@ benchmarks/out/<name>.log and the terminal gets one line per benchmark. A script
 through _record.record; a crash, a time-out or a missing section is reported in that benchmark's section,
 the others carry on, and the runner exits 1 at the end. RESULTS.md is replaced in one step at the end: the
 machine and the run (start, end, duration, flags and wall time per benchmark) once at the top, then the
-sections in run order. About 50 minutes on 2 cores.
+sections in run order. About 75 minutes on 2 cores.
 
     .venv/bin/python benchmarks/run_all.py [--dry-run]
 """
@@ -52,13 +52,15 @@ class Bench:
 # The flags are the scripts' own defaults, written out so each section shows what it ran with; the minutes
 # are estimates for 2 cores. train.py takes a third of the run: two alternating rounds per side (the fastest
 # counts, so one slow moment does not decide the ratio), in fp32 and, where the CPU has bf16 units, in bf16.
-# train_ceiling.py skips its own HF Trainer run: train.py measures that baseline in this same run.
+# train_ceiling.py skips its own HF Trainer run: train.py measures that baseline in this same run. align.py (DPO
+# against TRL's DPOTrainer) also runs two alternating rounds per side.
 PLAN = (
     Bench("decode.py", ("--tokens", "128", "--runs", "3"), 2),
     Bench("serve.py", ("--tokens", "96"), 4),
     Bench("data.py", ("--records", "200000", "--baseline-records", "20000"), 2),
     Bench("train.py", ("--records", "192", "--rounds", "2"), 30),
     Bench("train_ceiling.py", ("--no-baseline",), 1),
+    Bench("align.py", ("--pairs", "64", "--rounds", "2", "--trl-ref", "per-step"), 10),
     Bench("rag.py", ("--sizes", "10000,100000"), 6),
     Bench("quant.py", ("--tokens", "128"), 3),
     Bench("export.py", ("--tokens", "128", "--runs", "3"), 3),

@@ -75,6 +75,10 @@ def test_kto_pushes_desirable_up_and_undesirable_down():
     expected = ((1 - torch.sigmoid(torch.tensor(0.1 * (1.0 - 0)))) + (1 - torch.sigmoid(torch.tensor(0.1 * (0 + 1.0))))) / 2
     assert loss.item() == pytest.approx(float(expected))
     assert m["kl"] == 0.0 and m["accuracy"] == 1.0 and m["margin"] == pytest.approx(0.2)
+    # A batch of desirable answers only measures no rejected reward and no margin: left out, never NaN.
+    _, m = methods.get("kto").loss(policy, ref, torch.tensor([True, True]), a)
+    assert "margin" not in m and "reward_rejected" not in m
+    assert not any(math.isnan(v) for v in m.values())
 
 
 # -- what is scored ----------------------------------------------------------------------------------

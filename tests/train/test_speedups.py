@@ -113,3 +113,34 @@ def test_causal_lm_loss_fused_and_plain_agree(tiny_dir):
     a, b = run(True), run(False)
     assert abs(a[0] - b[0]) < 1e-4 and a[1] == b[1] == 14
     assert len(a[2]) == len(b[2]) and all(torch.allclose(x, y, atol=1e-5) for x, y in zip(a[2], b[2]))
+
+
+def test_packed_preference_rows_give_the_padded_rows_log_probabilities_and_gradients(tiny_dir):
+    from peft import LoraConfig, get_peft_model
+
+    from xuetu.train.finetune import packed_attention
+    from xuetu.train.prefs import PrefExample, collate_prefs, sequence_logps
+
+    torch.manual_seed(0)
+    base = AutoModelForCausalLM.from_pretrained(tiny_dir, dtype=torch.float32)
+    model = get_peft_model(base, LoraConfig(r=4, lora_alpha=16, target_modules="all-linear", init_lora_weights=False))
+    # Two pairs of different lengths (the padded batch pads all four rows to 17): a shared prompt, then the answer.
+    examples = [PrefExample(list(range(5, 17)), [-100] * 7 + list(range(12, 17)),
+                            list(range(5, 12)) + list(range(40, 50)), [-100] * 7 + list(range(40, 50))),
+                PrefExample(list(range(60, 69)), [-100] * 4 + list(range(64, 69)),
+                            list(range(60, 64)) + [70, 71], [-100] * 4 + [70, 71])]
+
+    def run(packed):
+        model.zero_grad()
+        batch = collate_prefs(examples, 0, packed=packed)
+        with packed_attention(model, packed):
+            lp = sequence_logps(model, **batch)
+        (lp.sum[:2] - lp.sum[2:]).sum().backward()
+        return batch, lp, [p.grad.clone() for p in model.parameters() if p.requires_grad]
+
+    padded, want, want_grads = run(False)
+    packed, got, got_grads = run(True)
+    assert padded["input_ids"].shape == (4, 17) and packed["input_ids"].shape == (1, 12 + 9 + 17 + 6)
+    assert got.tokens.tolist() == want.tokens.tolist() == [5, 5, 10, 2]
+    assert torch.allclose(got.sum, want.sum, atol=1e-5) and torch.allclose(got.mean, want.mean, atol=1e-6)
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(want_grads, got_grads))

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from xuetu.notify import note, warn
-from xuetu.train import loop, methods
+from xuetu.train import attention, loop, methods
 from xuetu.train.args import TrainArgs, to_dict
 from xuetu.train.examples import ensure_template, split_records
 from xuetu.train.optim import build_optimizer, build_scheduler
@@ -51,12 +51,12 @@ class PreferenceLoss(nn.Module):
         self.model, self.objective, self.a = model, objective, a
         self.metrics: dict = {}
 
-    def forward(self, input_ids, labels, attention_mask, ref_sum=None, ref_mean=None, ref_tokens=None,
-                desirable=None):
-        policy = sequence_logps(self.model, input_ids, labels, attention_mask)
+    def forward(self, input_ids, labels, attention_mask, position_ids=None, ref_sum=None, ref_mean=None,
+                ref_tokens=None, desirable=None):
+        policy = sequence_logps(self.model, input_ids, labels, attention_mask, position_ids)
         ref = Logps(ref_sum, ref_mean, ref_tokens) if ref_sum is not None else None
         loss, self.metrics = self.objective.loss(policy, ref, desirable, self.a)
-        n = torch.tensor(input_ids.shape[0] // 2, device=loss.device)
+        n = torch.tensor(policy.sum.shape[0] // 2, device=loss.device)
         return loss * n, n
 
 
@@ -76,8 +76,11 @@ def align(args: TrainArgs, resume: bool = True, progress: bool = True):
     tokenizer = ft.load_tokenizer(base.hf_dir)
     data = load_prefs(args, tokenizer, objective.PAIRED, accelerator.is_main_process)
     model, _ = ft.load_model(weights, base.hf_dir, args, tokenizer, accelerator)
-    refs = reference_logps(model, data.train + data.val if objective.REFERENCE else data.val, tokenizer.pad_token_id,
-                           run, accelerator.device, progress and accelerator.is_main_process)
+    # Each batch's sequences go in one row, without padding, where the model's attention can keep them apart.
+    batcher = Batcher(tokenizer.pad_token_id, {}, objective.REFERENCE, accelerator.device, attention.supports(model))
+    with ft.packed_attention(model, batcher.packed):
+        batcher.refs = reference_logps(model, data.train + data.val if objective.REFERENCE else data.val, batcher, run,
+                                       progress and accelerator.is_main_process)
     t = plan(args, accelerator, PreferenceLoss(model, objective, args.align), run, data)
     if resume:
         loop.resume(t, model, out, "the data or settings",
@@ -88,14 +91,13 @@ def align(args: TrainArgs, resume: bool = True, progress: bool = True):
                    total_steps=t.total_steps, started_at=run.info.get("started_at") or now(),
                    trainable_parameters=sum(p.numel() for p in trainable), examples=to_dict(data.report),
                    pid=os.getpid(), error=None)
-    batcher = Batcher(tokenizer.pad_token_id, refs, objective.REFERENCE, accelerator.device)
     bar = loop.progress_bar(t, progress, f"{args.method} {out}")
-    with contextlib.closing(bar) if bar else contextlib.nullcontext():
+    with ft.packed_attention(model, batcher.packed), contextlib.closing(bar) if bar else contextlib.nullcontext():
         final = fit(t, trainable, data, batcher, args, bar)
     accelerator.wait_for_everyone()
     if t.main:
         ft.save(t.trained_model(), tokenizer, weights.ADAPTER, base, out, run.path / "final")
-        held_out = evaluate(t, data, batcher, refs) if data.val and objective.PAIRED else {}
+        held_out = evaluate(t, data, batcher) if data.val and objective.PAIRED else {}
         run.update(status="finished", finished_at=now(), steps=t.step, train_loss=final, **held_out)
         run.plot()
     accelerator.wait_for_everyone()
@@ -141,7 +143,7 @@ def _fingerprint(examples: list[PrefExample], model) -> str:
     return h.hexdigest()[:16]
 
 
-def reference_logps(model, examples: list[PrefExample], pad: int, run: Run, device, progress: bool) -> dict:
+def reference_logps(model, examples: list[PrefExample], batcher: "Batcher", run: Run, progress: bool) -> dict:
     """Per example, the untrained model's log-probabilities of both rows (sum, mean, tokens: (N, 2) each), from
     the cache in the run folder when its examples match. Objectives with a reference need them for the training
     and validation examples, the others only for validation (the base model's accuracy)."""
@@ -154,7 +156,7 @@ def reference_logps(model, examples: list[PrefExample], pad: int, run: Run, devi
     with torch.no_grad(), _reference(model):
         for i in range(0, len(examples), REF_BATCH):
             chunk = examples[i:i + REF_BATCH]
-            lp = sequence_logps(model, **{k: v.to(device) for k, v in collate_prefs(chunk, pad).items()})
+            lp = sequence_logps(model, **batcher.rows(chunk))
             (a, b) = lp.halves()
             sums.append(torch.stack([a.sum, b.sum], 1).float().cpu())
             means.append(torch.stack([a.mean, b.mean], 1).float().cpu())
@@ -219,9 +221,15 @@ class Batcher:
     refs: dict
     reference: bool
     device: Any
+    packed: bool = False
+    """One row per batch, no padding (under ft.packed_attention), or one padded row per sequence."""
+
+    def rows(self, examples: list[PrefExample]) -> dict:
+        """The sequences of `examples`, on the device, without reference log-probabilities."""
+        return {k: v.to(self.device) for k, v in collate_prefs(examples, self.pad, self.packed).items()}
 
     def __call__(self, examples: list[PrefExample], idx: list[int]) -> dict:
-        batch = collate_prefs(examples, self.pad)
+        batch = collate_prefs(examples, self.pad, self.packed)
         if self.reference:
             for name in ("sum", "mean", "tokens"):
                 batch[f"ref_{name}"] = torch.cat([self.refs[name][idx, 0], self.refs[name][idx, 1]])
@@ -266,13 +274,13 @@ def step(t: loop.Training, trainable: list, examples: list, window: list[list[in
          max_grad_norm: float, tick: float) -> dict:
     """One optimizer step over an accumulation window; its record for the curves."""
     c = t.counters
-    loss, tokens, sums = 0.0, 0, {}
+    loss, tokens, seen = 0.0, 0, []
     for j, idx in enumerate(window):
         batch = batcher([examples[i] for i in idx], idx)
         loss += loop.micro_step(t, batch, len(window), sync=j == len(window) - 1) / len(window)
         tokens += int(batch["attention_mask"].sum())
-        for k, v in t.accelerator.unwrap_model(t.loss_module).metrics.items():
-            sums[k] = sums.get(k, 0.0) + v / len(window)
+        seen.append(t.accelerator.unwrap_model(t.loss_module).metrics)
+    sums = _mean_metrics(seen)
     grad_norm = loop.optimizer_step(t, trainable, max_grad_norm)
     c["micro"] += len(window)
     c["tokens"] += tokens
@@ -283,22 +291,30 @@ def step(t: loop.Training, trainable: list, examples: list, window: list[list[in
             **{k: round(v, 5) for k, v in sums.items()}}
 
 
+def _mean_metrics(records: list[dict], weights: list[float] | None = None) -> dict:
+    """Each metric averaged over the batches that measured it (KTO's batch may lack one kind of answer)."""
+    weights = weights or [1.0] * len(records)
+    keys = {k for r in records for k in r}
+    return {k: sum(w * r[k] for r, w in zip(records, weights) if k in r)
+            / sum(w for r, w in zip(records, weights) if k in r) for k in keys}
+
+
 def validate(t: loop.Training, val: list[PrefExample], batcher: Batcher, batch_size: int, offset: int) -> dict:
     """Held-out loss, margin and accuracy (as val_*)."""
     if not val:
         return {}
     module = t.accelerator.unwrap_model(t.loss_module)
     t.loss_module.eval()
-    totals, n = {}, 0
+    seen, weights = [], []
     with torch.no_grad():
         for i in range(0, len(val), batch_size):
             idx = list(range(offset + i, offset + min(i + batch_size, len(val))))
             s, k = t.loss_module(**batcher(val[i:i + batch_size], idx))
-            for name, v in {"loss": float(s) / float(k), **module.metrics}.items():
-                totals[name] = totals.get(name, 0.0) + v * float(k)
-            n += float(k)
+            seen.append({"loss": float(s) / float(k), **module.metrics})
+            weights.append(float(k))
     t.loss_module.train()
-    return {f"val_{name}": round(v / n, 5) for name, v in totals.items() if name in ("loss", "margin", "accuracy")}
+    return {f"val_{name}": round(v, 5) for name, v in _mean_metrics(seen, weights).items()
+            if name in ("loss", "margin", "accuracy")}
 
 
 def _show(bar, record: dict) -> None:
@@ -311,19 +327,21 @@ def _show(bar, record: dict) -> None:
 # -- evaluate ---------------------------------------------------------------------------------------
 
 
-def evaluate(t: loop.Training, data: PrefData, batcher: Batcher, refs: dict) -> dict:
+def evaluate(t: loop.Training, data: PrefData, batcher: Batcher) -> dict:
     """Held-out preference accuracy (mean per-token log-likelihood, chosen above rejected), base and tuned."""
+    from xuetu.train.finetune import packed_attention
+
     model = t.trained_model()
     model.eval()
     tuned = []
-    with torch.no_grad():
+    with torch.no_grad(), packed_attention(model, batcher.packed):
         for i in range(0, len(data.val), REF_BATCH):
             chunk = data.val[i:i + REF_BATCH]
-            lp = sequence_logps(model, **{k: v.to(batcher.device) for k, v in collate_prefs(chunk, batcher.pad).items()})
+            lp = sequence_logps(model, **batcher.rows(chunk))
             a, b = lp.halves()
             tuned.append((a.mean - b.mean).float().cpu())
     tuned_margin = torch.cat(tuned)
-    base = refs["mean"][len(refs["mean"]) - len(data.val):]
+    base = batcher.refs["mean"][len(batcher.refs["mean"]) - len(data.val):]
     base_margin = base[:, 0] - base[:, 1]
     result = {"val_pairs": len(data.val),
               "base_preference_accuracy": round(float((base_margin > 0).float().mean()), 4),

@@ -46,14 +46,13 @@ class GRPOLoss(nn.Module):
         self.metrics: dict = {}
 
     def forward(self, input_ids, labels, attention_mask, advantages):
-        lp, row = label_logps(self.model, input_ids, labels, attention_mask)
+        lp, row, rows = label_logps(self.model, input_ids, labels, attention_mask)
         with torch.no_grad(), _reference(self.model, self.reference[0]) as ref_model:
-            ref_lp, _ = label_logps(ref_model, input_ids, labels, attention_mask)
+            ref_lp, _, _ = label_logps(ref_model, input_ids, labels, attention_mask)
         delta = ref_lp - lp
         kl = torch.exp(delta) - delta - 1  # the k3 estimator: unbiased, never negative
         per_token = -torch.exp(lp - lp.detach()) * advantages[row] + self.beta * kl
         counts = (labels[:, 1:] != IGNORE).sum(1).clamp(min=1)
-        rows = input_ids.shape[0]
         loss = (per_row(per_token, row, rows) / counts).mean()
         self.metrics = {"kl": float((per_row(kl.detach(), row, rows) / counts).mean())}
         return loss * rows, torch.tensor(rows, device=loss.device)

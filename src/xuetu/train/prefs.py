@@ -128,10 +128,19 @@ def _partner(kept: list[tuple[Record, PrefExample]], tokenizer, max_length: int)
         ex.kl_ids, ex.kl_labels = seq if seq else (ex.ids, ex.labels)
 
 
-def collate_prefs(examples: list[PrefExample], pad: int) -> dict:
+def collate_prefs(examples: list[PrefExample], pad: int, packed: bool = False) -> dict:
     """2B rows: the first sides (chosen, or KTO's own answers), then the second (rejected, or KL partners),
-    right-padded to the longest."""
+    right-padded to the longest. `packed`: the 2B sequences one after another in a single row, no padding, their
+    position ids restarting at 0 (for a model under train/attention.py's packed attention, where no sequence
+    attends to another)."""
     rows = [ex.rows()[0] for ex in examples] + [ex.rows()[1] for ex in examples]
+    if packed:
+        ids = torch.tensor([t for row, _ in rows for t in row])[None]
+        # A sequence's first token is never a target: in a packed row it would be predicted from the one before.
+        labels = torch.tensor([t for _, lab in rows for t in [IGNORE, *lab[1:]]])[None]
+        return {"input_ids": ids, "labels": labels,
+                "attention_mask": torch.ones_like(ids),
+                "position_ids": torch.cat([torch.arange(len(row)) for row, _ in rows])[None]}
     width = max(len(ids) for ids, _ in rows)
     input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
     labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
@@ -165,26 +174,41 @@ def _parts(model):
     return base.get_decoder(), base.get_output_embeddings()
 
 
-def label_logps(model, input_ids, labels, attention_mask) -> tuple[torch.Tensor, torch.Tensor]:
-    """The log-probability of every labelled token (N,), and the row each belongs to (N,). Only labelled
-    positions are projected through the vocabulary: a prompt never becomes (tokens x vocabulary) logits."""
+def _sequence_index(labels: torch.Tensor, position_ids: torch.Tensor | None) -> tuple[torch.Tensor, int]:
+    """Per position, the sequence it belongs to, and how many sequences: one per row, or, in a packed row, a new
+    one wherever the position ids restart at 0."""
+    if position_ids is None:
+        rows = labels.shape[0]
+        return torch.arange(rows, device=labels.device)[:, None].expand_as(labels), rows
+    starts = position_ids == 0
+    return starts.flatten().cumsum(0).view_as(position_ids) - 1, int(starts.sum())
+
+
+def label_logps(model, input_ids, labels, attention_mask,
+                position_ids=None) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """The log-probability of every labelled token (N,), the sequence each belongs to (N,), and how many sequences
+    (one per row, or per sequence of a packed row: see collate_prefs). Only labelled positions are projected
+    through the vocabulary: a prompt never becomes (tokens x vocabulary) logits."""
     decoder, head = _parts(model)
-    hidden = decoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state[:, :-1]
+    hidden = decoder(input_ids=input_ids, attention_mask=attention_mask,
+                     position_ids=position_ids).last_hidden_state[:, :-1]
     targets = labels[:, 1:]
     keep = targets != IGNORE
     logits = head(hidden[keep]).float()  # (N, vocab)
     token_lp = logits.gather(1, targets[keep][:, None]).squeeze(1) - torch.logsumexp(logits, dim=1)
-    row = torch.arange(keep.shape[0], device=keep.device)[:, None].expand_as(keep)[keep]
-    return token_lp, row
+    seq, n = _sequence_index(labels, position_ids)
+    # A labelled target is never a sequence's first token (the prompt comes first), so it is in its predictor's
+    # sequence: index by the target's position.
+    return token_lp, seq[:, 1:][keep], n
 
 
 def per_row(values: torch.Tensor, row: torch.Tensor, rows: int) -> torch.Tensor:
     return torch.zeros(rows, dtype=values.dtype, device=values.device).index_add(0, row, values)
 
 
-def sequence_logps(model, input_ids, labels, attention_mask) -> Logps:
-    """Summed and mean log-probabilities of each row's labelled tokens."""
-    token_lp, row = label_logps(model, input_ids, labels, attention_mask)
-    total = per_row(token_lp, row, input_ids.shape[0])
-    count = (labels[:, 1:] != IGNORE).sum(1)
+def sequence_logps(model, input_ids, labels, attention_mask, position_ids=None) -> Logps:
+    """Summed and mean log-probabilities of each sequence's labelled tokens."""
+    token_lp, row, n = label_logps(model, input_ids, labels, attention_mask, position_ids)
+    total = per_row(token_lp, row, n)
+    count = per_row(torch.ones_like(row), row, n)
     return Logps(total, total / count.clamp(min=1), count)

@@ -23,8 +23,12 @@ def loss(policy, ref, desirable, a):
     per = torch.where(good, a.desirable_weight * (1 - torch.sigmoid(a.beta * (reward - z))),
                       a.undesirable_weight * (1 - torch.sigmoid(a.beta * (z - reward))))
     r = a.beta * reward.detach().float()
-    metrics = {"kl": float(z), "reward_chosen": float(r[good].mean()) if good.any() else float("nan"),
-               "reward_rejected": float(r[~good].mean()) if (~good).any() else float("nan"),
-               "accuracy": float(((r > 0) == good).float().mean())}
-    metrics["margin"] = metrics["reward_chosen"] - metrics["reward_rejected"]
+    # A batch may hold answers of one kind only: a metric it cannot measure is left out, not NaN.
+    metrics = {"kl": float(z), "accuracy": float(((r > 0) == good).float().mean())}
+    if good.any():
+        metrics["reward_chosen"] = float(r[good].mean())
+    if (~good).any():
+        metrics["reward_rejected"] = float(r[~good].mean())
+    if good.any() and (~good).any():
+        metrics["margin"] = metrics["reward_chosen"] - metrics["reward_rejected"]
     return per.mean(), metrics
