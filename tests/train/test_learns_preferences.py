@@ -114,3 +114,28 @@ def _kto_check(held, info) -> None:
     acc = lambda lp: float((lp.halves()[0].mean > lp.halves()[1].mean).float().mean())  # noqa: E731
     print(f"kto: base {acc(base):.3f}, tuned {acc(tuned):.3f}")
     assert acc(tuned) > acc(base)
+
+
+def test_grpo_raises_the_mean_reward_on_a_toy_task(tmp_path):
+    """Answer a sum with the number inside <answer></answer>: rewarded for the format and for the right number."""
+    import random
+
+    rng = random.Random(0)
+    rows = []
+    for _ in range(48):
+        a, b = rng.randint(1, 9), rng.randint(1, 9)
+        rows.append({"prompt": f"What is {a} + {b}? Give only the number, inside <answer></answer>.",
+                     "reference": str(a + b)})
+    prompts = tmp_path / "sums.jsonl"
+    prompts.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    from xuetu.train import args as targs
+    from xuetu.train.finetune import finetune
+
+    args = targs.load(targs.TrainArgs, None, [
+        "method=grpo", f"data={prompts}", "out=smollm2-grpo", "batch_size=4", "max_steps=24", "lr=2e-4",
+        r"align.rewards=regex:<answer>\s*\d+\s*</answer>;exact", "align.group=4", "align.max_new_tokens=24"])
+    result = finetune(args, progress=False)
+    rewards = [json.loads(line)["reward"] for line in (result.run / "metrics.jsonl").read_text().splitlines()]
+    first, last = sum(rewards[:6]) / 6, sum(rewards[-6:]) / 6
+    print(f"grpo mean reward: first 6 steps {first:.3f}, last 6 steps {last:.3f}")
+    assert last > first

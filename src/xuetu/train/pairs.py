@@ -28,14 +28,16 @@ from xuetu.train.teacher import LocalTeacher, Prompt, open_teacher, read_prompts
 
 JUDGE_EN = ("Rate the assistant's answer to the user's question from 1 (bad) to 10 (excellent), judging "
             "helpfulness, correctness and safety.\n\nQuestion:\n{question}\n\nAnswer:\n{answer}\n\n"
-            "Reply with the score only, as: Score: N")
+            "Reply with the score only, as JSON: {{\"score\": N}}")
 JUDGE_ZH = ("请给助手对用户问题的回答打分，1 分最差，10 分最好，看是否有用、正确、安全。\n\n问题：\n{question}\n\n"
-            "回答：\n{answer}\n\n只回复分数，格式：评分：N")
+            "回答：\n{answer}\n\n只回复分数，用 JSON：{{\"score\": N}}")
 SCORE_PATTERNS = [re.compile(p, re.I) for p in (
-    r"(?:score|rating|评分|分数|得分)\s*(?:is|为|是)?\s*[:：]?\s*(10|[1-9])(?![\d.])",  # Score: 7, 评分：7
+    r"(?:score|rating|评分|分数|得分)\s*(?:is|为|是)?\s*[:：]?\s*(10|[1-9])(?!\d|\.\d)",  # Score: 7, 评分：7
     r"(?<![\d.])(10|[1-9])\s*(?:/\s*10|out of 10|分)",                                # 7/10, 7 out of 10, 7分
-    r"(?<![\d.])(10|[1-9])(?![\d.])")]                                                # the first 1-10 it says
+    r"(?<![\d.])(10|[1-9])(?!\d|\.\d)")]                                                # the first 1-10 it says
 JUDGE_TOKENS = 16
+JUDGE_SCHEMA = {"type": "object", "properties": {"score": {"type": "integer", "enum": list(range(1, 11))}},
+                "required": ["score"]}
 
 
 @dataclass
@@ -111,7 +113,9 @@ class PairsSummary:
 
 
 class Judge:
-    """A model asked to score one answer 1-10, greedily, in the question's language."""
+    """A model asked to score one answer 1-10, greedily, in the question's language. Its reply is decoded to
+    follow JUDGE_SCHEMA ({"score": 1-10}), so even a small judge always gives a score; an endpoint that refuses
+    a response_format answers in free text, read by parse_score."""
 
     def __init__(self, teacher):
         self.teacher = teacher
@@ -122,11 +126,20 @@ class Judge:
 
         template = JUDGE_ZH if detect_language(question, zh_or_en=True) == "zh" else JUDGE_EN
         message = {"role": "user", "content": template.format(question=question, answer=answer or "(empty)")}
-        return parse_score(self.teacher.ask([message], max_tokens=JUDGE_TOKENS, temperature=0))
+        return parse_score(self.teacher.ask([message], max_tokens=JUDGE_TOKENS, temperature=0, schema=JUDGE_SCHEMA))
 
 
 def parse_score(reply: str) -> float | None:
-    """The 1-10 score in a judge's reply ("Score: 7", "评分：8", "7/10", "6分", or the first 1-10 it says)."""
+    """The 1-10 score in a judge's reply ({"score": 7}, "Score: 7", "评分：8", "7/10", "6分", or the first 1-10 it
+    says)."""
+    import json
+
+    try:
+        value = json.loads(reply).get("score")
+        if isinstance(value, int) and 1 <= value <= 10:
+            return float(value)
+    except (ValueError, AttributeError):
+        pass
     for pattern in SCORE_PATTERNS:
         m = pattern.search(reply)
         if m:

@@ -91,11 +91,13 @@ class LocalTeacher:
         self.engine = engines.load(models.resolve(name), engine="transformers")
         self.name = self.engine.ref.name
 
-    def ask(self, messages: list[dict], max_tokens: int, temperature: float, seed: int = 0) -> str:
-        """One answer; with temperature > 0, a different seed draws a different sample."""
+    def ask(self, messages: list[dict], max_tokens: int, temperature: float, seed: int = 0,
+            schema: dict | None = None) -> str:
+        """One answer; with temperature > 0, a different seed draws a different sample; with a JSON schema, the
+        answer is decoded to follow it."""
         from xuetu.engines.base import GenerateOptions
 
-        opts = GenerateOptions(temperature=temperature, max_tokens=max_tokens, seed=seed)
+        opts = GenerateOptions(temperature=temperature, max_tokens=max_tokens, seed=seed, format=schema)
         return "".join(c.text for c in self.engine.generate(messages, opts)).strip()
 
 
@@ -131,12 +133,29 @@ class EndpointTeacher:
                               "/v1 (e.g. http://127.0.0.1:11434/v1).")
         return XuetuError(f"the teacher at {self.url} failed: {str(e)[:200]}")
 
-    def ask(self, messages: list[dict], max_tokens: int, temperature: float, seed: int = 0) -> str:
+    def ask(self, messages: list[dict], max_tokens: int, temperature: float, seed: int = 0,
+            schema: dict | None = None) -> str:
+        """One answer; a JSON schema goes as response_format, and an endpoint that refuses it answers in free text."""
+        import openai
+
+        extra = {"response_format": {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema}}} \
+            if schema else {}
         try:
-            reply = self.client.chat.completions.create(model=self.name, messages=messages, max_tokens=max_tokens,
-                                                        temperature=temperature, seed=seed)
+            try:
+                reply = self.client.chat.completions.create(model=self.name, messages=messages, max_tokens=max_tokens,
+                                                            temperature=temperature, seed=seed, **extra)
+            except openai.BadRequestError:
+                if not extra:
+                    raise
+                reply = self.client.chat.completions.create(model=self.name, messages=messages, max_tokens=max_tokens,
+                                                            temperature=temperature, seed=seed)
         except Exception as e:  # noqa: BLE001
             raise self._failure(e) from None
+        if reply.choices and reply.choices[0].finish_reason == "content_filter":
+            raise XuetuError(f"the teacher at {self.url} blocked a request by its content policy: "
+                             f"{(reply.choices[0].message.content or '')[:160]}",
+                             "Its refusal is not an answer to learn from. Loosen the server's guard (xuetu serve "
+                             "--no-guard, or a --guard-policy that allows these prompts) or leave the prompt out.")
         return ((reply.choices[0].message.content if reply.choices else None) or "").strip()
 
 
