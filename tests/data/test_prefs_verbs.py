@@ -96,6 +96,7 @@ def test_convert_pairs_to_kto_and_not_back(tmp_path):
                                   "--to", "pairs"])
     assert result.exit_code != 0 and "kto.jsonl:1: a KTO example" in result.output
     assert "cannot become a pair" in result.output and not (tmp_path / "back.jsonl").exists()
+    assert "Preference data converts to pairs or kto" in result.output
     result = runner.invoke(main, ["data", "convert", str(src), str(tmp_path / "m.jsonl"), "--to", "messages"])
     assert result.exit_code != 0 and "preference data (a chosen/rejected pair)" in result.output
     bad = write(tmp_path / "bad.jsonl", [pair("Q?", "same", "same")])

@@ -32,21 +32,32 @@ def convert(inp, out, fmt, on_error):
     done = skipped = 0
     with JsonlWriter(out) as w:
         for item in read(inp):
+            record = None
             try:
                 if item.error:
                     raise formats.FormatError(item.error)
-                for obj in formats.outputs(formats.to_record(item.obj), fmt):
+                record = formats.to_record(item.obj)
+                for obj in formats.outputs(record, fmt):
                     w.write(obj)
                 done += 1
             except formats.FormatError as e:
                 if on_error == "fail":
-                    raise XuetuError(f"{item.source}: {e}", "Pass --on-error skip to leave such records out.") from None
+                    raise XuetuError(f"{item.source}: {e}", _convert_hint(record, fmt)) from None
                 skipped += 1
                 click.echo(f"skipped {item.source}: {e}", err=True)
         if done == 0:
             raise XuetuError(f"nothing to write: {inp} gave no convertible records")
     split = f" from {done} records" if w.count != done else ""
     click.echo(f"wrote {w.count} records{split} to {out}" + (f" ({skipped} skipped)" if skipped else ""))
+
+
+def _convert_hint(record, fmt: str) -> str:
+    skip = "Pass --on-error skip to leave such records out."
+    if record is not None and (record.is_preference != (fmt in ("pairs", "kto")) or
+                               (record.label is not None and fmt == "pairs")):
+        return ("Preference data converts to pairs or kto (a pair becomes two KTO examples; a KTO example cannot "
+                "become a pair), other data to the other formats. " + skip)
+    return skip
 
 
 @data.command()
