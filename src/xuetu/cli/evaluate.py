@@ -16,9 +16,10 @@ def generation_options(f):
     """Options every answering command shares."""
     for opt in reversed([
         click.option("--data", required=True, type=click.Path(), help="Test data: JSONL/JSON/CSV questions with "
-                     "reference answers (optional keywords, label); text for perplexity; a CSV for --metrics choice."),
+                     "reference answers (optional keywords, label); text for perplexity; a CSV for --metrics choice; "
+                     "chosen/rejected pairs for preference accuracy (found by itself)."),
         click.option("--metrics", default=None, help="Comma-separated: rougeL,rouge1,rouge2,bleu,token_f1,exact_match,"
-                     "keyword_hit,classification,perplexity,choice,judge (default: chosen from the data)."),
+                     "keyword_hit,classification,perplexity,choice,judge,preference (default: chosen from the data)."),
         click.option("--max-tokens", default=192, show_default=True, help="Longest answer, in tokens."),
         click.option("--limit", default=None, type=int, help="Only the first N examples."),
         click.option("--batch", default=8, show_default=True, help="Answers generated together (transformers)."),
@@ -110,10 +111,14 @@ def print_comparison(result: dict) -> None:
 
     metric, labels = result["primary"], result["models"]
     width = max(len(label) for label in labels) + 2
-    click.echo(f"{'':<{width}}{LABELS.get(metric, metric) + ' [95% CI]':<28}s/answer")
+    shown = [metric, *(["pref_accuracy"] if result.get("task") == "preference" and metric != "pref_accuracy" else [])]
+    timed = result.get("task") != "preference"
+    click.echo(f"{'':<{width}}" + "".join(f"{LABELS.get(m, m) + ' [95% CI]':<30}" for m in shown)
+               + ("s/answer" if timed else ""))
     for label in labels:
         row = result["rows"][label]
-        click.echo(f"{label:<{width}}{fmt(metric, row['metrics'].get(metric)):<28}{row['latency'].get('p50', 0):.2f}")
+        click.echo(f"{label:<{width}}" + "".join(f"{fmt(m, row['metrics'].get(m)):<30}" for m in shown)
+                   + (f"{row.get('latency', {}).get('p50', 0):.2f}" if timed else ""))
     for label, p in result["pairs"].items():
         click.echo(f"{label} − {labels[0]}: {p['delta']:+.3f} [{p['low']:+.3f}, {p['high']:+.3f}], "
                    f"P(better) {p['p_better']:.2f}, wins/ties/losses {p['wins']}/{p['ties']}/{p['losses']}: "
@@ -129,7 +134,8 @@ def print_comparison(result: dict) -> None:
 @generation_options
 @click.option("--prompt", "prompt_name", default=None, help="The same prompt template for every model.")
 @click.option("--kb", default=None, help="Answer every model with retrieval from this knowledge base.")
-@click.option("--primary", default=None, help="The metric the pairing and 'where B wins' use (default rougeL).")
+@click.option("--primary", default=None, help="The metric the pairing and 'where B wins' use (default rougeL; pref_margin "
+              "on preference pairs).")
 @click.option("--judge", default=None, help="Add pairwise LLM-judge verdicts (position-swapped) against the first.")
 @click.option("--judge-url", default=None, help="OpenAI-compatible endpoint of the judge.")
 @click.option("--judge-key", default="unused", envvar="XUETU_JUDGE_KEY", help="API key of the judge endpoint.")

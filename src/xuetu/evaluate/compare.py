@@ -3,7 +3,8 @@
 Every row is an ordinary evaluation (so cached rows return at once). Each later row is paired with the
 first on the same examples: the difference of the primary metric with a paired-bootstrap interval, the
 share of resamples in which it is better, and wins / ties / losses per example, with the examples where
-it gains (and loses) most, so "B is better" comes with the questions that show it.
+it gains (and loses) most, so "B is better" comes with the questions that show it. On preference pairs the
+primary metric is the margin (chosen minus rejected log-likelihood) by default, and the accuracy is shown too.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from xuetu.errors import XuetuError
 from xuetu.evaluate import report
 from xuetu.evaluate.doc import Doc
 from xuetu.evaluate.generate import Models
+from xuetu.evaluate.preference import SCORE_KEY
 from xuetu.evaluate.run import EvalSpec, evaluate
 from xuetu.evaluate.scoring import LABELS
 from xuetu.evaluate.stats import paired_bootstrap
 from xuetu.evaluate.toolscore import shown
 
-PAIRABLE = ("classification", "rougeL", "token_f1", "rouge1", "rouge2", "keyword_hit", "exact_match", "bleu", "judge",
+PAIRABLE = ("pref_margin", "pref_accuracy", "classification", "rougeL", "token_f1", "rouge1", "rouge2", "keyword_hit", "exact_match", "bleu", "judge",
             "tool_name", "tool_args", "tool_schema")
 SHOWN = 4  # examples listed per direction
 
@@ -38,8 +40,9 @@ def pick_primary(metrics: list[str], primary: str | None) -> str:
 
 
 def pair(first: dict, other: dict, metric: str) -> dict:
-    a = [e["scores"][metric] for e in first["examples"]]
-    b = [e["scores"][metric] for e in other["examples"]]
+    key = SCORE_KEY.get(metric, metric)
+    a = [e["scores"][key] for e in first["examples"]]
+    b = [e["scores"][key] for e in other["examples"]]
     keep = [i for i in range(len(a)) if a[i] is not None and b[i] is not None]
     a, b = [a[i] for i in keep], [b[i] for i in keep]
     diff = paired_bootstrap(a, b)
@@ -94,6 +97,10 @@ def compare(rows: list[tuple[str, EvalSpec]], primary: str | None = None, models
     first = results[labels[0]]
     if not first.get("examples"):
         raise XuetuError("a comparison needs question/answer data", "Use xuetu eval for perplexity or choice files.")
+    if first.get("task") == "kto":
+        raise XuetuError("compare pairs models on chosen/rejected pairs, and KTO-labelled answers have none",
+                         "Run xuetu eval on each model for its desirable/undesirable log-likelihoods, or compare on "
+                         "a file of pairs.")
     metric = pick_primary(list(first["metrics"]), primary)
     out = {"kind": "compare", "title": title or f"{' vs '.join(labels)} on {Path(rows[0][1].data).name}",
            "models": labels, "data": rows[0][1].data, "n": first["n"], "primary": metric,
@@ -103,6 +110,9 @@ def compare(rows: list[tuple[str, EvalSpec]], primary: str | None = None, models
     if judge and judge.get("judge"):
         for k in labels[1:]:
             out["pairs"][k]["pairwise"] = judge_pairs(first, results[k], judge, progress)
+    if first.get("task") == "preference":
+        out.update(task="preference", examples=_pref_examples(results, labels, metric))
+        return out
     out["examples"] = [{"id": e["id"], "question": e["question"], "reference": shown(e["reference"], e.get("calls")),
                         "answers": {k: shown(results[k]["examples"][i]["answer"],
                                              results[k]["examples"][i].get("answer_calls")) for k in labels},
@@ -111,6 +121,16 @@ def compare(rows: list[tuple[str, EvalSpec]], primary: str | None = None, models
                                     if "sources" in results[k]["examples"][i]}}
                        for i, e in enumerate(first["examples"])]
     return out
+
+
+def _pref_examples(results: dict, labels: list[str], metric: str) -> list[dict]:
+    """Each pair with every model's margin and its score by the primary metric."""
+    key = SCORE_KEY.get(metric, metric)
+    rows = {k: results[k]["examples"] for k in labels}
+    return [{"id": e["id"], "question": e["question"], "chosen": e["chosen"], "rejected": e["rejected"],
+             "margins": {k: rows[k][i]["scores"]["pref_margin"] for k in labels},
+             "scores": {k: rows[k][i]["scores"][key] for k in labels}}
+            for i, e in enumerate(rows[labels[0]])]
 
 
 def _one_engine(rows: list[tuple[str, EvalSpec]]) -> str:
@@ -135,12 +155,16 @@ def comparison_doc(path: Path, result: dict, heading: str | None = None) -> Doc:
     doc.p(f"{result['n']} examples from {Path(result['data']).name}; 95% bootstrap intervals; each row is paired "
           f"with {labels[0]} on the same questions by {LABELS.get(metric, metric)}.")
     names = [k for k in result["rows"][labels[0]]["metrics"] if k != "perplexity"]
-    doc.h("Scores").table(["", *[LABELS.get(k, k) for k in names], "s/answer (p50)"],
+    timed = result.get("task") != "preference"
+    doc.h("Scores").table(["", *[LABELS.get(k, k) for k in names], *(["s/answer (p50)"] if timed else [])],
                           [[label, *[report.fmt(k, result["rows"][label]["metrics"].get(k)) for k in names],
-                            f"{result['rows'][label].get('latency', {}).get('p50', 0):.2f}"] for label in labels],
-                          set(range(1, len(names) + 2)))
+                            *([f"{result['rows'][label].get('latency', {}).get('p50', 0):.2f}"] if timed else [])]
+                           for label in labels], set(range(1, len(names) + 2)))
     doc.figure(plots.metric_bars(path / "scores.png", {k: result["rows"][k]["metrics"] for k in labels}, LABELS),
                "scores with 95% intervals")
+    if not timed:
+        doc.figure(plots.margins(path / "margins.png", {k: [e["margins"][k] for e in result["examples"]]
+                                                         for k in labels}), "distribution of the margins")
     doc.h(f"Paired against {labels[0]}")
     doc.table(["", f"Δ {LABELS.get(metric, metric)} [95% CI]", "P(better)", "wins / ties / losses", "verdict"],
               [[k, f"{p['delta']:+.3f} [{p['low']:+.3f}, {p['high']:+.3f}]", f"{p['p_better']:.2f}",
@@ -153,16 +177,26 @@ def comparison_doc(path: Path, result: dict, heading: str | None = None) -> Doc:
               "counts as a tie (position bias cancelled).")
         doc.table(["", f"{labels[0]} wins", "wins", "ties", "order-dependent verdicts", "judge"],
                   [[k, j["a"], j["b"], j["tie"], j["inconsistent"], j["judge"]] for k, j in judged.items()], {1, 2, 3, 4})
-    ordered = result["examples"]
+    _where(doc, result)
+    return doc
+
+
+def _where(doc: Doc, result: dict) -> None:
+    """The examples where each row gains (and loses) most against the first."""
+    ordered, first = result["examples"], result["models"][0]
     for k, p in result["pairs"].items():
         for title, ids in ((f"Where {k} wins", p["gains"]), (f"Where {k} loses", p["drops"])):
             if not ids:
                 continue
             doc.h(title, 3)
-            doc.table(["question", "reference", labels[0], k],
-                      [[ex["question"], ex["reference"], f"{ex['answers'][labels[0]]} ({ex['scores'][labels[0]]:.2f})",
+            if result.get("task") == "preference":
+                doc.table(["prompt", "chosen", "rejected", f"{first} margin", f"{k} margin"],
+                          [[ex["question"], ex["chosen"], ex["rejected"], f"{ex['margins'][first]:+.3f}",
+                            f"{ex['margins'][k]:+.3f}"] for ex in (ordered[i] for i in ids)], {3, 4})
+                continue
+            doc.table(["question", "reference", first, k],
+                      [[ex["question"], ex["reference"], f"{ex['answers'][first]} ({ex['scores'][first]:.2f})",
                         f"{ex['answers'][k]} ({ex['scores'][k]:.2f})"] for ex in (ordered[i] for i in ids)])
-    return doc
 
 
 def verdict(b: str, a: str, p: dict) -> str:

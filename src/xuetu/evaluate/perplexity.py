@@ -58,27 +58,19 @@ def windows(n: int, max_length: int, stride: int) -> list[tuple[int, int, int]]:
     return out
 
 
-def perplexity(model, tokenizer, texts: list[str], max_length: int = 1024, stride: int = 512, batch_size: int = 4,
-               progress: bool = True) -> PerplexityResult:
-    """Corpus and per-text perplexity by sliding windows (max_length capped by `model_max_length`)."""
+def score_windows(model, tokenizer, encoded: list[list[int]], work: list[tuple[int, int, int, int]],
+                  batch_size: int = 4, progress: bool = True, desc: str = "perplexity") -> tuple[list[float], list[int]]:
+    """Negative log-likelihood summed per sequence, and the count of tokens scored, over `work`: windows
+    (sequence, begin, end, first scored position) with first > begin, each scoring positions first..end-1
+    given the window's tokens before them. Windows are batched with right padding, similar lengths together."""
     import torch
     from tqdm import tqdm
 
-    max_length = min(max_length, model_max_length(model, tokenizer))
-    if max_length < 2 or stride < 1:
-        raise XuetuError(f"max_length must be 2 or more and stride 1 or more (got {max_length}, {stride})")
-    stride = min(stride, max_length - 1)
-    bos = [tokenizer.bos_token_id] if _adds_bos(tokenizer) else []
-    raw = tokenizer(list(texts), add_special_tokens=False)["input_ids"] if texts else []
-    encoded = [bos + list(x) for x in raw]
-    work = [(t, *w) for t, x in enumerate(encoded) if len(x) >= 2 for w in windows(len(x), max_length, stride)]
-    if not work:
-        raise XuetuError("no text to score: each one is shorter than 2 tokens")
-    work.sort(key=lambda w: w[2] - w[1])  # similar lengths: little padding
+    work = sorted(work, key=lambda w: w[2] - w[1])  # similar lengths: little padding
     nll, count = [0.0] * len(encoded), [0] * len(encoded)
     device = next(model.parameters()).device
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    with torch.inference_mode(), tqdm(total=len(work), disable=not progress, desc="perplexity") as bar:
+    with torch.inference_mode(), tqdm(total=len(work), disable=not progress, desc=desc) as bar:
         for b in range(0, len(work), batch_size):
             rows = work[b:b + batch_size]
             width = max(end - begin for _, begin, end, _ in rows)
@@ -93,6 +85,23 @@ def perplexity(model, tokenizer, texts: list[str], max_length: int = 1024, strid
                 nll[t] -= logp.gather(1, batch[r, s:e, None]).sum().item()
                 count[t] += e - s
             bar.update(len(rows))
+    return nll, count
+
+
+def perplexity(model, tokenizer, texts: list[str], max_length: int = 1024, stride: int = 512, batch_size: int = 4,
+               progress: bool = True) -> PerplexityResult:
+    """Corpus and per-text perplexity by sliding windows (max_length capped by `model_max_length`)."""
+    max_length = min(max_length, model_max_length(model, tokenizer))
+    if max_length < 2 or stride < 1:
+        raise XuetuError(f"max_length must be 2 or more and stride 1 or more (got {max_length}, {stride})")
+    stride = min(stride, max_length - 1)
+    bos = [tokenizer.bos_token_id] if _adds_bos(tokenizer) else []
+    raw = tokenizer(list(texts), add_special_tokens=False)["input_ids"] if texts else []
+    encoded = [bos + list(x) for x in raw]
+    work = [(t, *w) for t, x in enumerate(encoded) if len(x) >= 2 for w in windows(len(x), max_length, stride)]
+    if not work:
+        raise XuetuError("no text to score: each one is shorter than 2 tokens")
+    nll, count = score_windows(model, tokenizer, encoded, work, batch_size, progress)
     total, tokens = sum(nll), sum(count)
     per_text = [math.exp(x / c) if c else float("nan") for x, c in zip(nll, count)]
     skipped = sum(len(x) < 2 for x in encoded)

@@ -1,5 +1,5 @@
 """The report's figures (matplotlib, no display needed): metric bars with confidence intervals, a confusion
-matrix, and latency. Chinese labels render with a CJK font when one is installed."""
+matrix, latency, and the distribution of preference margins. Chinese labels render with a CJK font when one is installed."""
 
 from __future__ import annotations
 
@@ -23,6 +23,10 @@ def _plt():
     return plt
 
 
+UNBOUNDED = ("perplexity", "pref_margin", "desirable_loglik", "undesirable_loglik", "kto_gap")
+"""Metrics off the bars' 0-1 scale."""
+
+
 def _scaled(metric: str, row: dict) -> tuple[float, float, float]:
     f = 0.01 if metric == "bleu" else 0.1 if metric == "judge" else 1.0
     return row["value"] * f, row["low"] * f, row["high"] * f
@@ -34,7 +38,8 @@ def metric_bars(path: Path, series: dict[str, dict[str, dict]], labels: dict[str
 
     plt = _plt()
     names = list(series)
-    metrics = [k for k in next(iter(series.values())) if all(k in s and "low" in s[k] for s in series.values())]
+    metrics = [k for k in next(iter(series.values()))
+               if k not in UNBOUNDED and all(k in s and "low" in s[k] for s in series.values())]
     fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(metrics) * max(1, len(names)) ** 0.5), 4))
     width = 0.8 / max(1, len(names))
     x = np.arange(len(metrics))
@@ -82,6 +87,29 @@ def latency_bars(path: Path, rows: dict[str, float], title: str = "Seconds per a
     ax.set_ylabel("seconds")
     ax.set_title(title)
     ax.tick_params(axis="x", labelsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def margins(path: Path, series: dict[str, list[float]]) -> Path:
+    """Histogram of preference margins (chosen minus rejected log-likelihood per token), one per model, overlaid."""
+    import numpy as np
+
+    plt = _plt()
+    values = [v for vs in series.values() for v in vs if v == v]
+    low, high = (min(values), max(values)) if values else (-1.0, 1.0)
+    edges = np.linspace(min(low, 0.0), max(high, 0.0) + 1e-9, 21)
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    for name, vs in series.items():
+        ax.hist([v for v in vs if v == v], bins=edges, alpha=0.55 if len(series) > 1 else 0.9, label=name)
+    ax.axvline(0, color="#444", linewidth=1)
+    ax.set_xlabel("margin: chosen - rejected (nats per token)")
+    ax.set_ylabel("pairs")
+    ax.set_title("Preference margins (right of 0: chosen preferred)")
+    if len(series) > 1:
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -85,6 +85,8 @@ def save(path: Path, result: dict, doc: Doc) -> Path:
 def eval_doc(path: Path, result: dict) -> Doc:
     from xuetu.evaluate import plots
 
+    if result.get("task") in ("preference", "kto"):
+        return preference_doc(path, result)
     doc = Doc(f"Evaluation: {result['model']} on {Path(result['data']).name}")
     spec = result["spec"]
     setup = [f"{result.get('n', 0)} examples", f"greedy answers up to {spec['max_tokens']} tokens"]
@@ -97,7 +99,7 @@ def eval_doc(path: Path, result: dict) -> Doc:
     doc.p("; ".join(setup) + ". Intervals are 95% bootstrap confidence intervals.")
     metrics = result["metrics"]
     doc.h("Scores").table(["metric", "value [95% CI]"], [[LABELS.get(k, k), fmt(k, v)] for k, v in metrics.items()], {1})
-    bars = {k: v for k, v in metrics.items() if "low" in v and k not in ("perplexity",)}
+    bars = {k: v for k, v in metrics.items() if "low" in v and k not in plots.UNBOUNDED}
     if bars:
         doc.figure(plots.metric_bars(path / "scores.png", {result["model"]: bars}, LABELS), "scores with 95% intervals")
     report = metrics.get("classification", {}).get("report")
@@ -128,6 +130,34 @@ def eval_doc(path: Path, result: dict) -> Doc:
                     e.get("error") and f"ERROR: {e['error']}" or shown(e["answer"], e.get("answer_calls")),
                     *[("–" if e["scores"][k] is None else f"{e['scores'][k]:.2f}") for k in names]]
                    for e in examples], set(range(4, 4 + len(names))))
+    return doc
+
+
+def preference_doc(path: Path, result: dict) -> Doc:
+    """Preference pairs (or KTO-labelled answers) scored by log-likelihood: scores, margins, every example."""
+    from xuetu.evaluate import plots
+
+    pairs = result["task"] == "preference"
+    doc = Doc(f"Preference evaluation: {result['model']} on {Path(result['data']).name}")
+    doc.p(f"{result.get('n', 0)} {'pairs' if pairs else 'labelled answers'}; each answer scored by its mean "
+          "log-likelihood per token (nats) given the prompt, rendered with the model's chat template as training "
+          "renders it. " + ("Preference accuracy is the share of pairs where the chosen answer is the likelier; "
+                            "the margin is chosen minus rejected. " if pairs else "")
+          + "Intervals are 95% bootstrap confidence intervals.")
+    doc.h("Scores").table(["metric", "value [95% CI]"],
+                          [[LABELS.get(k, k), fmt(k, v)] for k, v in result["metrics"].items()], {1})
+    examples = result.get("examples") or []
+    if not pairs:
+        doc.h("Answers").table(["#", "prompt", "answer", "label", "log-likelihood/token"],
+                               [[e["id"], e["question"], e["answer"], "desirable" if e["label"] else "undesirable",
+                                 f"{e['scores']['loglik']:.3f}"] for e in examples], {4})
+        return doc
+    doc.figure(plots.margins(path / "margins.png", {result["model"]: [e["scores"]["pref_margin"] for e in examples]}),
+               "distribution of the margins")
+    doc.h("Pairs").table(["#", "prompt", "chosen", "rejected", "chosen ll", "rejected ll", "margin"],
+                         [[e["id"], e["question"], e["chosen"], e["rejected"], f"{e['chosen_loglik']:.3f}",
+                           f"{e['rejected_loglik']:.3f}", f"{e['scores']['pref_margin']:+.3f}"] for e in examples],
+                         {4, 5, 6})
     return doc
 
 

@@ -1,5 +1,6 @@
 """One evaluation: a model answers a data file's questions (through a prompt template, a knowledge base or
-neither) and the answers are scored; or it is scored on text (perplexity) or multiple-choice CSVs.
+neither) and the answers are scored; or it is scored on text (perplexity), multiple-choice CSVs, or preference
+pairs (how often it finds the chosen answer likelier than the rejected one: evaluate/preference.py).
 
     spec = EvalSpec(model="smollm2:135m", data="test.jsonl", prompt="role")
     result = evaluate(spec)          # a dict: metrics with intervals, latency, every example
@@ -19,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from xuetu.errors import XuetuError
-from xuetu.evaluate import scoring, toolscore
+from xuetu.evaluate import preference, scoring, toolscore
 from xuetu.evaluate.examples import Example, file_digest, load_examples, load_texts
 from xuetu.evaluate.generate import Generated, Models
 from xuetu.home import atomic_write_json, xuetu_home
@@ -233,6 +234,10 @@ def _evaluate(spec: EvalSpec, models: Models, progress: bool) -> dict:
     result = {"kind": "eval", "model": ref.name, "data": str(spec.data), "spec": shown, "metrics": {},
               "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     wanted = spec.metrics
+    if (wanted and "preference" in wanted) or (not wanted and preference.data_kind(spec.data)):
+        _preference(spec, models, result, progress)
+        result["seconds"] = time.perf_counter() - started
+        return result
     if wanted and set(wanted) <= {"perplexity", "choice"}:
         _special(spec, models, wanted, result, progress)
         result["seconds"] = time.perf_counter() - started
@@ -311,3 +316,23 @@ def _special(spec: EvalSpec, models: Models, wanted: list[str], result: dict, pr
         result["metrics"]["choice"] = {"value": value["accuracy"], "low": ci.low, "high": ci.high,
                                        "per_subject": value["per_subject"], "n": value["n"]}
         result.setdefault("n", value["n"])
+
+
+def _preference(spec: EvalSpec, models: Models, result: dict, progress: bool) -> None:
+    """Preference accuracy and margin on chosen/rejected pairs, or log-likelihoods of KTO-labelled answers."""
+    from xuetu import models as store
+
+    if spec.metrics and set(spec.metrics) != {"preference"}:
+        raise XuetuError("the preference metric is scored alone: it reads log-likelihoods, no answers are generated",
+                         "Run --metrics preference by itself.")
+    ref = store.resolve(spec.model)
+    records = preference.load_records(spec.data, spec.limit)
+    key = cache_key("preference", ref.name, ref.manifest, file_digest(spec.data), spec.limit)
+    value = None if spec.fresh else cache_get(key)
+    if value is None:
+        engine = models.scoring_engine(spec.model)
+        value = asdict(preference.score(engine.model, engine.tokenizer, records, spec.batch, progress))
+        cache_put(key, value)
+    metrics, examples = preference.summarise(records, preference.Scored(**value))
+    result["metrics"].update(metrics)
+    result.update(task="preference" if records[0].is_pair else "kto", n=len(records), examples=examples)

@@ -18,20 +18,24 @@ from xuetu.evaluate.stats import bootstrap_ci
 from xuetu.evaluate.toolscore import TOOL_METRICS
 
 GENERATION = ("rougeL", "rouge1", "rouge2", "bleu", "token_f1", "exact_match", "keyword_hit")
-SPECIAL = ("classification", "perplexity", "choice", "judge")
+SPECIAL = ("classification", "perplexity", "choice", "judge", "preference")
 TOOLS = TOOL_METRICS  # scored in evaluate/toolscore.py
 KNOWN = GENERATION + SPECIAL + TOOLS
 LABELS = {"rougeL": "ROUGE-L", "rouge1": "ROUGE-1", "rouge2": "ROUGE-2", "bleu": "BLEU", "token_f1": "token F1",
           "exact_match": "exact match", "keyword_hit": "keyword hit rate", "classification": "accuracy",
           "judge": "judge score (1-10)", "perplexity": "perplexity", "choice": "multiple-choice accuracy",
-          "tool_name": "tool-name accuracy", "tool_args": "argument exact match", "tool_schema": "schema validity"}
+          "tool_name": "tool-name accuracy", "tool_args": "argument exact match", "tool_schema": "schema validity",
+          "pref_accuracy": "preference accuracy", "pref_margin": "preference margin",
+          "pref_correct": "chosen preferred", "desirable_loglik": "log-likelihood, desirable",
+          "undesirable_loglik": "log-likelihood, undesirable", "kto_gap": "desirable - undesirable",
+          "loglik": "log-likelihood/token"}
 OTHER = "(other)"
 
 
 def check_metrics(names: list[str]) -> list[str]:
     aliases = {"rouge-l": "rougeL", "rougel": "rougeL", "rouge_l": "rougeL", "rouge-1": "rouge1", "rouge-2": "rouge2",
                "f1": "token_f1", "em": "exact_match", "keywords": "keyword_hit", "accuracy": "classification",
-               "ppl": "perplexity", "mc": "choice", "rouge": "rougeL", "tools": "tool_name"}
+               "ppl": "perplexity", "mc": "choice", "pref": "preference", "rouge": "rougeL", "tools": "tool_name"}
     out = []
     for raw in names:
         name = aliases.get(raw.strip().lower(), raw.strip())
