@@ -51,6 +51,7 @@ def choose_requests(per_kind: int, benign: int, seed: int) -> tuple[list[dict], 
         for lang in ("en", "zh"):
             group = [e for e in attacks if e["label"] == label and e["lang"] == lang]
             chosen += rng.sample(group, min(per_kind, len(group)))
+    rng.shuffle(chosen)  # every category and language on both sides of the held-out cut
     calm = [e for e in examples("benign") if e["channel"] == "user"]
     return chosen, rng.sample(calm, min(benign, len(calm)))
 

@@ -78,42 +78,36 @@ def test_dpo_teaches_three_behaviours(pair_files):
     print(f"refused {len(refused)} of the {len(answered)} held-out unsafe requests the base model answered")
     assert len(answered) >= 8
     assert len(refused) >= 3
+    _compare_on_pairs(held, result.model)
+
+
+def _compare_on_pairs(held, tuned: str) -> None:
+    """`xuetu compare` on the held-out pairs: the tuned model prefers the chosen answers more often than its base,
+    by mean log-likelihood per token (not the objective's own reward), with the report's margins figure."""
+    from click.testing import CliRunner
+
+    from xuetu.cli import main
+
+    out = held.parent / f"compare-{tuned.replace(':', '-')}"
+    run = CliRunner().invoke(main, ["compare", "--models", f"smollm2:135m,{tuned}", "--data", str(held),
+                                    "--primary", "pref_accuracy", "--out", str(out), "-q"])
+    assert run.exit_code == 0, run.output
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    rows = report["rows"]
+    base_acc, tuned_acc = (rows[k]["metrics"]["pref_accuracy"]["value"] for k in report["models"])
+    print(f"xuetu compare, held-out preference accuracy by log-likelihood: base {base_acc:.3f}, {tuned} {tuned_acc:.3f}")
+    assert tuned_acc > base_acc and report["pairs"][report["models"][1]]["delta"] > 0
+    assert (out / "margins.png").is_file() and "## Where" in (out / "report.md").read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize("method", ["orpo", "simpo", "kto"])
 def test_every_objective_raises_preference_accuracy(pair_files, method):
     train, held, _ = pair_files
     _, info = _train(method, train, held, max_steps=20, lr=2e-4)
-    if method == "kto":  # trained on labelled examples: score the held-out pairs with the tuned model
-        return _kto_check(held, info)
+    if method == "kto":  # trained on labelled examples: score the held-out pairs with xuetu compare
+        return _compare_on_pairs(held, info["out"])
     print(f"{method}: base {info['base_preference_accuracy']:.3f}, tuned {info['tuned_preference_accuracy']:.3f}")
     assert info["tuned_preference_accuracy"] > info["base_preference_accuracy"]
-
-
-def _kto_check(held, info) -> None:
-    """KTO's run has labelled validation examples, not pairs: score the held-out pairs with the tuned model."""
-    import torch
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM
-
-    import xuetu.data
-    from xuetu import models
-    from xuetu.train.finetune import load_tokenizer
-    from xuetu.train.prefs import build_pref_examples, collate_prefs, sequence_logps
-
-    records = list(xuetu.data.load(held))
-    base_dir = models.resolve(info["base"]).hf_dir
-    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base_dir),
-                                      models.resolve(info["out"]).adapter_dir).eval()
-    tok = load_tokenizer(base_dir)
-    examples, _ = build_pref_examples(records, tok, 1024, paired=True)
-    with torch.no_grad():
-        tuned = sequence_logps(model, **collate_prefs(examples, tok.pad_token_id))
-        with model.disable_adapter():
-            base = sequence_logps(model, **collate_prefs(examples, tok.pad_token_id))
-    acc = lambda lp: float((lp.halves()[0].mean > lp.halves()[1].mean).float().mean())  # noqa: E731
-    print(f"kto: base {acc(base):.3f}, tuned {acc(tuned):.3f}")
-    assert acc(tuned) > acc(base)
 
 
 def test_grpo_raises_the_mean_reward_on_a_toy_task(tmp_path):
