@@ -67,7 +67,7 @@ def _train(method: str, train, held, **settings):
 
 def test_dpo_teaches_three_behaviours(pair_files):
     train, held, base_answers = pair_files
-    result, info = _train("dpo", train, held, epochs=3, lr=2e-4, **{"align.sft_weight": 1.0})
+    result, info = _train("dpo", train, held, epochs=5, lr=2e-4, **{"align.sft_weight": 1.0})
     print(f"held-out preference accuracy: base {info['base_preference_accuracy']:.3f}, "
           f"tuned {info['tuned_preference_accuracy']:.3f} over {info['val_pairs']} pairs")
     assert info["val_pairs"] == 30
@@ -77,7 +77,7 @@ def test_dpo_teaches_three_behaviours(pair_files):
     refused = [q for q in answered if prefdata.refuses(tuned[q])]
     print(f"refused {len(refused)} of the {len(answered)} held-out unsafe requests the base model answered")
     assert len(answered) >= 8
-    assert len(refused) >= 3
+    assert len(refused) >= 4  # measured 6 of 10 at these settings: 6 of the 6 English, none of the 4 Chinese
     _compare_on_pairs(held, result.model)
 
 
