@@ -17,6 +17,7 @@ family turns them into its status codes and bodies in `serve/<family>/errors.py`
         RateLimited       this caller asks for more than it may now (a full model queue, a spent quota)
       Unavailable         the work cannot be done at all now (not enough memory, a load failed)
         DownloadError     a network or checksum failure while pulling a model
+        UpstreamError     a remote model's provider failed: unreachable, a refused key, a broken stream
 
 `code` is a stable machine-readable name, `param` the request field at fault when one is known.
 """
@@ -128,5 +129,11 @@ class Unavailable(XuetuError):
 
 class DownloadError(Unavailable):
     """A network or checksum failure while pulling a model."""
+
+    code = "upstream_error"
+
+
+class UpstreamError(Unavailable):
+    """A remote model's provider failed us: unreachable, a refused key, an unknown model, a broken stream."""
 
     code = "upstream_error"

@@ -48,15 +48,18 @@ def list_(as_json):
             continue
         size = sum(m["size"] for m in ref.manifest.get("files", {}).values())
         formats = ", ".join(sorted(ref.manifest.get("formats", {})))
+        if (remote := ref.remote) is not None:
+            formats = f"remote: {remote.label}"
         rows.append({"name": ref.name, "kind": ref.kind, "size": size, "formats": formats,
-                     "base": ref.base, "created_at": ref.manifest.get("created_at")})
+                     "base": ref.base, "created_at": ref.manifest.get("created_at"), "remote": ref.remote is not None})
     if as_json:
         click.echo(json.dumps(rows, indent=2))
     else:
         click.echo(f"{'NAME':<32} {'KIND':<10} {'SIZE':>10}  {'FORMATS':<20} MODIFIED")
         for r in rows:
             fmt = r["formats"] + (f" (on {r['base']})" if r["base"] else "")
-            click.echo(f"{r['name']:<32} {r['kind']:<10} {human_bytes(r['size']):>10}  {fmt:<20} {_ago(r['created_at'])}")
+            size = "-" if r["remote"] else human_bytes(r["size"])
+            click.echo(f"{r['name']:<32} {r['kind']:<10} {size:>10}  {fmt:<20} {_ago(r['created_at'])}")
     for name, why in broken:
         click.secho(f"warning: {name} is damaged ({why}); remove it with `xuetu rm {name}` and pull again",
                     fg="yellow", err=True)
@@ -72,6 +75,8 @@ def show(name, as_json, verify, quant):
 
     With --quant it also loads the model at that precision and reports the weights' measured size."""
     ref = models.resolve(name)
+    if ref.remote is not None:
+        return _show_remote(ref, as_json)
     facts = describe(ref)
     problems = ref.problems(deep=verify)
     measured = None
@@ -117,6 +122,28 @@ def show(name, as_json, verify, quant):
         click.echo("\n  All checksums verified.")
 
 
+def _show_remote(ref, as_json: bool) -> None:
+    import os
+
+    r = ref.remote
+    key = "none needed" if not r.key_env else f"{r.key_env} ({'set' if os.environ.get(r.key_env) else 'NOT SET'})"
+    rows = [("runs at", f"{r.label}, {r.url}"), ("api model", r.model), ("kind", ref.kind), ("key", key),
+            ("price", r.price_text()), ("context length", r.context_length)]
+    if as_json:
+        data = {"name": ref.name, "kind": ref.kind, "remote": {**ref.manifest["remote"], "label": r.label},
+                "params": ref.params, "system": ref.system}
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        return
+    click.echo("  Remote model (no weights here: every request goes to the provider)")
+    for k, v in rows:
+        if v is not None:
+            click.echo(f"    {k:<16}{v}")
+    if ref.params:
+        click.echo("\n  Parameters")
+        for k, v in ref.params.items():
+            click.echo(f"    {k:<16}{v}")
+
+
 @click.command()
 @click.argument("names", nargs=-1, required=True)
 def rm(names):
@@ -134,16 +161,62 @@ def cp(source, destination):
     click.echo(f"copied {source} to {ref.name}")
 
 
+def _remote_options(f):
+    from xuetu.models.remote import PRESETS
+
+    options = [
+        click.option("--api", "api_url", default=None, metavar="URL",
+                     help="A remote model: the OpenAI-compatible API's base URL (e.g. https://api.deepseek.com/v1)."),
+        click.option("--preset", type=click.Choice(list(PRESETS)), default=None,
+                     help="A remote model at a known provider: its URL and key variable filled in."),
+        click.option("--api-model", default=None, help="The provider's name for the model (deepseek-chat, qwen-plus)."),
+        click.option("--key-env", default=None, metavar="VAR",
+                     help="The environment variable holding the API key (read at use time, never stored)."),
+        click.option("--price-in", type=float, default=None, help="Price per million prompt tokens, for cost columns."),
+        click.option("--price-out", type=float, default=None, help="Price per million answer tokens."),
+        click.option("--currency", default=None, help="Currency of the prices (default USD; e.g. CNY)."),
+        click.option("--context", "context_length", type=int, default=None, help="The model's context, in tokens."),
+        click.option("--embedding", is_flag=True, help="It is an embedding model (for knowledge bases' --embedder)."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _create_remote(name, api_url, preset, api_model, key_env, embedding, **spec):
+    from xuetu.models.remote import create_remote
+
+    ref = create_remote(name, kind="embedding" if embedding else "chat", preset=preset, url=api_url,
+                        api_model=api_model, key_env=key_env, **spec)
+    remote = ref.remote
+    click.echo(f"created {ref.name}: {remote.model} at {remote.label} ({remote.url})")
+    if remote.key_env:
+        state = "set" if __import__("os").environ.get(remote.key_env) else "not set yet"
+        click.echo(f"the key is read from {remote.key_env} each time it is used ({state}); it is never stored")
+
+
 @click.command()
 @click.argument("name")
 @click.option("--from", "path", default=None, type=click.Path(), help="HF folder, PEFT adapter folder or .gguf file.")
 @click.option("-f", "--file", "modelfile", default=None, type=click.Path(),
               help="An Ollama Modelfile (FROM, ADAPTER, SYSTEM, PARAMETER, TEMPLATE), as `ollama create -f`.")
 @click.option("--base", default=None, help="Base model of an adapter (default: read from adapter_config.json).")
-def create(name, path, modelfile, base):
-    """Create a model in the store from local files or a Modelfile."""
+@_remote_options
+def create(name, path, modelfile, base, api_url, preset, api_model, key_env, embedding, **spec):
+    """Create a model in the store from local files, a Modelfile, or an API (a remote model).
+
+    \b
+    xuetu create mine:v1 --from ./merged
+    xuetu create deepseek:chat --preset deepseek --api-model deepseek-chat
+    xuetu create qwen:plus --api https://dashscope.aliyuncs.com/compatible-mode/v1 --api-model qwen-plus \\
+        --key-env DASHSCOPE_API_KEY --price-in 0.8 --price-out 2 --currency CNY"""
+    if api_url or preset:
+        if path or modelfile:
+            raise click.UsageError("a remote model (--api/--preset) takes no --from or -f")
+        _create_remote(name, api_url, preset, api_model, key_env, embedding, **spec)
+        return
     if (path is None) == (modelfile is None):
-        raise click.UsageError("give either --from PATH or -f Modelfile")
+        raise click.UsageError("give either --from PATH, -f Modelfile, or --api URL / --preset NAME")
     if modelfile is not None:
         from xuetu.export.create import create_from_modelfile
 

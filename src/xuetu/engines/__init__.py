@@ -31,6 +31,7 @@ def register(name: str, target: str) -> None:
 register("transformers", "xuetu.engines.transformers_engine:TransformersEngine")
 register("llama.cpp", "xuetu.engines.llamacpp:LlamaCppEngine")
 register("vllm", "xuetu.engines.vllm_engine:VllmEngine")
+register("remote", "xuetu.engines.remote:RemoteEngine")
 
 
 def names() -> list[str]:
@@ -63,6 +64,11 @@ def choose(ref: ModelRef, requested: str = "auto", quant: str | None = None) -> 
     Asking for a quantisation picks transformers, the engine that applies it; llama.cpp refuses one."""
     if requested in ("llamacpp", "llama_cpp", "llama-cpp"):
         requested = "llama.cpp"
+    if ref.remote is not None:  # it runs at its provider: no local engine or precision applies
+        if requested not in ("auto", "remote") or quant is not None:
+            raise XuetuError(f"{ref.name} is a remote model ({ref.remote.label}); it runs at its provider",
+                             "Leave out --engine and --quant for it.")
+        return "remote"
     if ref.gguf_adapter is not None:  # a LoRA in GGUF: only llama.cpp applies it
         if requested not in ("auto", "llama.cpp") or quant is not None or not is_available("llama.cpp"):
             raise XuetuError(f"{ref.name} holds its LoRA adapter as GGUF, which only the llama.cpp engine applies",

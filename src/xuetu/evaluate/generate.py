@@ -104,8 +104,11 @@ class Models:
         return self._loaded[key]
 
     def concurrency(self, name: str) -> int:
-        """Answers in flight at once for `name`: the batch on the batching runner, else one."""
-        return self.batch if self._get(name)[2].runner == "batch" else 1
+        """Answers in flight at once for `name`: the batch on the batching runner, a few for a remote model (its
+        provider batches; more would meet its rate limits), else one."""
+        where = self._get(name)[2]
+        return self.batch if where.runner == "batch" else min(self.batch, REMOTE_CONCURRENCY) \
+            if where.engine == "remote" else 1
 
     def info(self, name: str) -> dict:
         ref, running, _ = self._get(name)
@@ -121,6 +124,9 @@ class Models:
         _, running, where = self._get(name)
         return _run(_answer_all(running, prompts, options, where.adapter, self.concurrency(name),
                                 on_done or (lambda: None), tools or [None] * len(prompts)))
+
+
+REMOTE_CONCURRENCY = 4
 
 
 def _encode(engine, messages, tools: list[dict] | None):

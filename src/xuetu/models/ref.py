@@ -58,6 +58,13 @@ class ModelRef:
         return self.manifest.get("base")
 
     @property
+    def remote(self):
+        """The API a remote model runs behind (xuetu.models.remote.Remote), or None for a model with weights."""
+        from xuetu.models.remote import remote_of
+
+        return remote_of(self)
+
+    @property
     def kind(self) -> str:
         return self.manifest.get("kind", "chat")
 

@@ -23,6 +23,8 @@ def estimate_bytes(holder: ModelRef, engine: str, quant: str | None) -> int:
     """Weights in memory before loading them: a GGUF's file size, else parameters x bytes per weight."""
     from xuetu.models.facts import describe
 
+    if engine == "remote":
+        return 0  # weights at the provider
     if engine == "llama.cpp" and holder.gguf_file is not None:
         return holder.gguf_file.stat().st_size
     params = describe(holder).parameters or 0

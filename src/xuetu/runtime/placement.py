@@ -46,7 +46,7 @@ def place(ref: ModelRef, engine: str = "auto", quant: str | None = None) -> Plac
     chosen = engines.choose(ref, engine, quant)
     if chosen == "llama.cpp" and ref.gguf_file is None and ref.gguf_adapter is None:
         chosen = "transformers"  # an HF-only model under --engine llama.cpp
-    runner = {"transformers": "batch", "vllm": "concurrent"}.get(chosen, "serial")
+    runner = {"transformers": "batch", "vllm": "concurrent", "remote": "concurrent"}.get(chosen, "serial")
     return Placement(ref, chosen, runner)
 
 

@@ -125,7 +125,9 @@ class ConcurrentRunner:
 
     def _run(self, request: GenRequest) -> None:
         try:
-            for chunk in self.engine.generate(request.prompt, request.options):
+            # an engine that can stop at once (a remote one closes its connection) is told when the client leaves
+            extra = {"cancelled": request.cancelled} if getattr(self.engine, "cancellable", False) else {}
+            for chunk in self.engine.generate(request.prompt, request.options, **extra):
                 if request.cancelled.is_set():
                     break
                 request.emit(chunk)

@@ -56,7 +56,7 @@ STATUS: list[tuple[type, int, str]] = []
 def _statuses() -> list[tuple[type, int, str]]:
     if not STATUS:
         from xuetu.errors import (BadInput, Busy, Conflict, DownloadError, NotAllowed, NotFound, RateLimited,
-                                  TooLarge, Unavailable)
+                                  TooLarge, Unavailable, UpstreamError)
 
         STATUS.extend([
             (BadInput, 400, "invalid_request_error"),
@@ -67,6 +67,7 @@ def _statuses() -> list[tuple[type, int, str]]:
             (RateLimited, 429, "rate_limit_error"),  # this caller: too much at once, or too much today
             (Busy, 503, "server_error"),  # the server as a whole: loading, or every slot in use
             (DownloadError, 502, "upstream_error"),  # a hub that failed us
+            (UpstreamError, 502, "upstream_error"),  # a remote model's provider that failed us
             (Unavailable, 503, "server_error"),
         ])
     return STATUS

@@ -109,8 +109,9 @@ async def generate(lease: Lease, prompt, options: GenerateOptions, started: floa
         check_generates(lease)
         # What the model cannot hold is refused before the guard reads it: the guard's work is then bounded by
         # the context window, not by the request's size.
-        rendered, template_tools, dialect = tooling.prepared(prompt, tools, lease.encoder_template)
-        tooling.constrain(options, tools)
+        native = getattr(lease.encoder, "remote", False)  # a remote model: tools go upstream as given
+        rendered, template_tools, dialect = tooling.prepared(prompt, tools, lease.encoder_template, native)
+        tooling.constrain(options, tools, native)
         ids = await asyncio.to_thread(encode_within_context, lease, rendered, template_tools)
         trusted = (lease.ref.system, *INSTRUCTIONS.values())  # the operator's and the server's own words
         checked, refused = await pools.run("guard", guarding.check_input, serving.guard, prompt, trusted)
@@ -120,7 +121,7 @@ async def generate(lease: Lease, prompt, options: GenerateOptions, started: floa
             timing.finish_reason = "content_filter"
             return guarding.refusal_stream(refused), timing
         if checked != prompt:  # personal data masked
-            rendered, template_tools, _ = tooling.prepared(checked, tools, lease.encoder_template)
+            rendered, template_tools, _ = tooling.prepared(checked, tools, lease.encoder_template, native)
             ids = await asyncio.to_thread(encode_within_context, lease, rendered, template_tools)
         timing.prompt_tokens = len(ids)
         # may cap max_tokens at what the quota has left
@@ -135,6 +136,8 @@ async def generate(lease: Lease, prompt, options: GenerateOptions, started: floa
     rest = guarding.guard_stream(serving.guard, _rest(serving.metrics, held, chunks, first, timing, reservation))
     if dialect is not None and tools is not None and tools.active:
         rest = tooling.split_calls(rest, tools, dialect)
+    elif native:
+        rest = tooling.native_calls(rest)
     return _timed(rest, timing), timing
 
 
@@ -158,6 +161,7 @@ async def _rest(metrics: Metrics, lease: Lease, chunks, first: Chunk, timing: Ti
             if chunk.finish_reason is not None:
                 timing.finish_reason = chunk.finish_reason
                 timing.end = time.perf_counter()
+                timing.prompt_tokens = chunk.prompt_tokens or timing.prompt_tokens  # a provider's own count
             yield chunk
             if chunk.finish_reason is not None:
                 break

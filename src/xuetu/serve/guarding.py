@@ -112,7 +112,8 @@ async def guard_stream(rg: RequestGuard | None, chunks: AsyncIterator[Chunk]) ->
 
                     record(rg, Verdict("mask", masked, actions={"pii": "mask"}), "output", "output")
             if text or chunk.finish_reason is not None:
-                yield Chunk(text, chunk.prompt_tokens, chunk.completion_tokens, chunk.finish_reason)
+                # calls a remote model made arrive whole on the last chunk (a local model's are split off later)
+                yield Chunk(text, chunk.prompt_tokens, chunk.completion_tokens, chunk.finish_reason, chunk.tool_calls)
             if chunk.finish_reason is not None:
                 return
     finally:

@@ -38,7 +38,7 @@ def _location(store: str, location: str | None, qdrant_url: str | None, kb_locat
             return str(path.resolve())
     allowed = ", ".join(kb_locations)
     raise NotAllowed(f"location {location!r} is not one this server allows",
-                     f"Leave location out (the knowledge base lives under XUETU_HOME)"
+                     "Leave location out (the knowledge base lives under XUETU_HOME)"
                      + (f", or name a folder inside one of: {allowed}." if allowed else
                         "; the operator can allow folders with xuetu serve --kb-location DIR."))
 

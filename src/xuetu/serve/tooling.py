@@ -61,24 +61,58 @@ def check_history(messages: list[dict]) -> None:
                                param="messages")
 
 
-def prepared(prompt, tools: ToolUse | None, template: str | None) -> tuple[object, list[dict] | None, Dialect | None]:
-    """(the prompt for the encoder, the tools for the template, the dialect of the answer)."""
+def prepared(prompt, tools: ToolUse | None, template: str | None, native: bool = False
+             ) -> tuple[object, list[dict] | dict | None, Dialect | None]:
+    """(the prompt for the encoder, the tools for the template, the dialect of the answer).
+
+    A `native` engine (a remote model) takes the tools as the request gave them and returns the calls itself:
+    nothing is rendered or parsed here, and the second item is the request's tool fields in OpenAI's shape."""
     if isinstance(prompt, str) or (not (tools and tools.active) and not has_tool_turns(prompt)):
         return prompt, None, None
     check_history(prompt)
+    if native:
+        return prompt, wire(tools), None
     offered = tools.tools if tools and tools.active else []
     messages, template_tools, dialect = prepare(prompt, offered, template)
     return messages, template_tools, dialect
 
 
-def constrain(options: GenerateOptions, tools: ToolUse | None) -> None:
-    """A forced call decodes under its JSON schema (llguidance or a llama.cpp grammar)."""
-    if not (tools and tools.forces_call):
+def wire(tools: ToolUse | None) -> dict | None:
+    """The tools and tool choice in OpenAI's request shape, for an upstream that calls tools itself."""
+    if not tools or not tools.tools:
+        return None
+    choice = tools.choice
+    body = {"tools": [t.as_openai() for t in tools.tools],
+            "tool_choice": {"type": "function", "function": {"name": choice.name}} if choice.mode == "function"
+            else choice.mode}
+    if not tools.parallel:
+        body["parallel_tool_calls"] = False
+    return body
+
+
+def constrain(options: GenerateOptions, tools: ToolUse | None, native: bool = False) -> None:
+    """A forced call decodes under its JSON schema (llguidance or a llama.cpp grammar); a native engine forces
+    it upstream, by tool_choice."""
+    if not (tools and tools.forces_call) or native:
         return
     if options.format is not None:
         raise BadInput("tool_choice forces a tool call, so response_format / format cannot apply as well",
                        "Drop one of them.", param="tool_choice")
     options.format = forced_format(tools.tools, tools.choice)
+
+
+async def native_calls(chunks: AsyncIterator[Chunk]) -> AsyncIterator[Chunk]:
+    """A remote model's answer, its calls (plain dicts from the engine) made ToolCalls as a local model's are."""
+    from xuetu.tools.calls import ToolCall
+
+    try:
+        async for chunk in chunks:
+            if chunk.tool_calls:
+                chunk.tool_calls = [c if isinstance(c, ToolCall) else ToolCall(c["name"], c["arguments"], c["id"])
+                                    for c in chunk.tool_calls]
+            yield chunk
+    finally:
+        await chunks.aclose()
 
 
 async def split_calls(chunks: AsyncIterator[Chunk], tools: ToolUse, dialect: Dialect) -> AsyncIterator[Chunk]:

@@ -97,6 +97,9 @@ def distill(args: DistillArgs, resume: bool = True, progress: bool = True) -> Re
     teacher_ref = None if args.teacher_url else _resolve(args.teacher, "teacher") if args.teacher else None
     if teacher_ref is None and not args.teacher_url:
         raise XuetuError("no teacher: pass --teacher NAME (a model in the store) or --teacher-url URL")
+    if args.mode != "sequence" and teacher_ref is not None and teacher_ref.remote is not None:
+        raise XuetuError(f"--mode {args.mode} needs the teacher's logits, which the remote model {teacher_ref.name} "
+                         f"({teacher_ref.remote.label}) does not give", "Use --mode sequence with it.")
     out = str(parse_name(args.out or f"{student.name.split(':')[0].split('/')[-1]}-distill"))
     run = Run(run_dir(out))
     loop.refuse_if_trained(run, out)
@@ -138,7 +141,7 @@ def _teacher_answers(args: DistillArgs, run: Run, info: dict, progress: bool):
     info["distill"].update(prompts=len(prompts), asked=stats.asked, cached=stats.cached, empty=stats.empty,
                            dataset=str(dataset))
     note(f"the teacher answered {len(rows)} of {len(prompts)} prompts ({stats.asked} now, {stats.cached} cached)")
-    return str(dataset), teacher.engine if isinstance(teacher, LocalTeacher) else None
+    return str(dataset), teacher.engine if isinstance(teacher, LocalTeacher) and not teacher.remote else None
 
 
 def _logit_loss(args: DistillArgs, run: Run, teacher_ref, engine):

@@ -83,12 +83,14 @@ def read_prompts(path: str | Path) -> list[Prompt]:
 
 
 class LocalTeacher:
-    """A model in the store, answering on xuetu's own engine."""
+    """A model in the store, answering on xuetu's own engine (a remote one at its provider)."""
 
     def __init__(self, name: str):
         from xuetu import engines, models
 
-        self.engine = engines.load(models.resolve(name), engine="transformers")
+        ref = models.resolve(name)
+        self.remote = ref.remote is not None
+        self.engine = engines.load(ref, engine="remote" if self.remote else "transformers")
         self.name = self.engine.ref.name
 
     def ask(self, messages: list[dict], max_tokens: int, temperature: float, seed: int = 0,
