@@ -124,3 +124,33 @@ def test_a_tool_call_file_is_compared_on_tool_name_accuracy(tiny, tuned, tmp_pat
     assert result["primary"] == "tool_name" and result["pairs"]["tuned:latest"]["metric"] == "tool_name"
     assert all(e["reference"].startswith("called ") for e in result["examples"] if not e["reference"][:1].isupper())
     assert (write_comparison(result, tmp_path / "c") / "report.html").is_file()
+
+
+def test_a_remote_model_beside_a_local_one_with_its_cost(tiny, qa, tmp_path, monkeypatch):
+    """xuetu compare --models REMOTE,LOCAL and xuetu prompt compare on a remote model, against a real HTTP
+    provider: answers come from it, the tokens it counted price each row."""
+    from helpers.fakeapi import FakeAPI
+    from xuetu.cli import main
+    from xuetu.models.remote import create_remote
+
+    monkeypatch.setenv("API_KEY_FOR_TEST", "sk-compare-1")
+    with FakeAPI(key="sk-compare-1") as fake:
+        create_remote("api:echo", url=fake.url, api_model="echo", key_env="API_KEY_FOR_TEST", price_in=2,
+                      price_out=8, currency="CNY")
+        out = CliRunner().invoke(main, ["compare", "--models", "api:echo,tiny:latest", "--data", str(qa),
+                                        "--max-tokens", "6", "-q", "--out", str(tmp_path / "c")])
+        assert out.exit_code == 0, out.output
+        assert len(fake.chat_requests()) == len(QA)
+        result = json.loads((tmp_path / "c" / "report.json").read_text(encoding="utf-8"))
+        api = result["rows"]["api:echo"]
+        assert api["engine"]["device"] == "remote" and api["usage"]["prompt_tokens"] == 11 * len(QA)
+        per_answer = (11 * 2 + api["usage"]["completion_tokens"] / len(QA) * 8) / 1e6
+        assert api["cost"]["per_answer"] == pytest.approx(per_answer) and api["cost"]["currency"] == "CNY"
+        assert "tiny:latest − api:echo" in out.output and "cost per 1,000 answers" in out.output
+        assert f"{per_answer * 1000:.4g} CNY" in out.output and "local" in out.output
+        assert "cost per 1,000 answers" in (tmp_path / "c" / "report.md").read_text(encoding="utf-8")
+
+        out = CliRunner().invoke(main, ["prompt", "compare", "--model", "api:echo", "--data", str(qa),
+                                        "--prompts", "vague,clear", "--max-tokens", "6", "-q"])
+        assert out.exit_code == 0, out.output
+        assert "clear − vague" in out.output and len(fake.chat_requests()) == 3 * len(QA)

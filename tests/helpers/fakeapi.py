@@ -8,13 +8,14 @@ The request's model name picks the behaviour:
     cut         one good chunk, then the connection closes with no finish
 Any model first answers with the statuses queued in `fail[model]` (with Retry-After when `retry_after` is set).
 Requests need `Authorization: Bearer <key>` when `key` is set. /v1/embeddings answers with vectors made from a
-hash of each input, and counts the inputs it embedded.
+hashed bag of words of each input, and counts the inputs it embedded.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -150,6 +151,9 @@ class FakeAPI:
         return [w + " " for w in f"You said: {last}".split()], []
 
 
-def _vector(text: str, dim: int = 16) -> list[float]:
-    digest = hashlib.sha256(text.encode()).digest()
-    return [b / 255 - 0.5 for b in digest[:dim]]
+def _vector(text: str, dim: int = 64) -> list[float]:
+    """A hashed bag of words: texts that share words point the same way, so dense retrieval means something."""
+    v = [0.0] * dim
+    for word in re.findall(r"\w+", text.lower()):
+        v[int(hashlib.sha256(word.encode()).hexdigest(), 16) % dim] += 1.0
+    return v

@@ -42,6 +42,7 @@ def proxy(server, serve_home, fake, tmp_path_factory):
         for model in ("echo", "tools", "slow"):
             create_remote(f"fake:{model}", url=fake.url, api_model=model, key_env="FAKE_KEY")
         create_remote("fake:nope", url=fake.url, api_model="nope", key_env="FAKE_KEY", retries=0)
+        create_remote("fake:emb", kind="embedding", url=fake.url, api_model="fake-embed", key_env="FAKE_KEY")
     s = ServerProcess(home, key=PROXY_KEY, env={"UPSTREAM_KEY": KEY, "FAKE_KEY": FAKE_KEY}).wait()
     yield s
     s.stop()
@@ -77,7 +78,9 @@ def test_ollama_sdk_streams_a_remote_model(proxy):
     parts = list(c.chat(model="fake:echo", messages=[{"role": "user", "content": "ni hao"}], stream=True))
     assert "".join(p.message.content for p in parts) == "You said: ni hao "
     assert parts[-1].done and parts[-1].prompt_eval_count == 11 and parts[-1].eval_count == 4
-    assert "up:smol" in [m.model for m in c.list().models]
+    listed = {m["name"]: m for m in httpx.get(proxy.url + "/api/tags", headers=proxy.headers).json()["models"]}
+    assert listed["up:smol"]["details"]["format"] == "remote" and listed["up:smol"]["size"] == 0
+    assert listed["up:smol"]["remote_model"] == "smollm2:135m" and listed["fake:emb"]["capabilities"] == ["embedding"]
 
 
 def test_tool_calls_pass_through_both_apis(client, proxy, fake):
@@ -146,3 +149,42 @@ def test_a_client_that_hangs_up_closes_the_upstream_request(proxy, fake):
         time.sleep(0.1)
     assert fake.disconnects == before + 1  # the provider stopped long before its 60 words (18 s)
     assert time.time() < deadline
+
+
+def test_embeddings_from_a_remote_embedding_model(client, fake):
+    sent = fake.embedded_inputs
+    r = client.embeddings.create(model="fake:emb", input=["paid leave", "paid leave days", "noodles"])
+    a, b, c = (d.embedding for d in r.data)
+    assert len(a) == 64 and fake.embedded_inputs == sent + 3
+    dot = lambda x, y: sum(i * j for i, j in zip(x, y))  # noqa: E731
+    assert dot(a, b) > dot(a, c)  # unit vectors from the provider's answer
+    client.embeddings.create(model="fake:emb", input="paid leave")
+    assert fake.embedded_inputs == sent + 3  # served from the content-hash cache
+
+
+def test_the_web_app_picks_and_chats_with_a_remote_model(browser, proxy):
+    context = browser.new_context(locale="en-US", bypass_csp=True)
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.set_default_timeout(30_000)
+    try:
+        page.goto(proxy.url + "/?model=fake:echo")
+        page.wait_for_selector("#auth-dialog[open]")
+        page.fill("#auth-key", PROXY_KEY)
+        page.click("#auth-form button")
+        page.wait_for_selector("#model-select option[value='fake:echo']", state="attached")
+        options = page.eval_on_selector_all("#model-select option", "els => els.map(e => e.value)")
+        assert "up:smol" in options and "fake:emb" not in options  # chat models only
+        page.select_option("#model-select", "fake:echo")
+        page.fill("#prompt", "hello from the browser")
+        page.press("#prompt", "Enter")
+        page.wait_for_selector("#messages .message.assistant:last-child .stats")
+        answer = page.locator("#messages .message.assistant").last.locator(".content").inner_text()
+        assert "You said: hello from the browser" in answer
+        page.click("#tab-models")
+        page.wait_for_selector("#models-table tr:has-text('up:smol')")
+        assert "remote" in page.locator("#models-table tr:has-text('up:smol')").inner_text()
+    finally:
+        context.close()
+    assert not errors, errors

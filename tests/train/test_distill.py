@@ -148,6 +148,26 @@ def test_an_openai_compatible_teacher(tmp_path, tiny):
     assert "server is running" in e.value.hint
 
 
+def test_a_remote_model_in_the_store_as_teacher(tmp_path, tiny, monkeypatch):
+    """--teacher names a remote model (xuetu create --api): its provider answers, over a real HTTP server."""
+    from helpers.fakeapi import FakeAPI
+    from xuetu.models.remote import create_remote
+
+    monkeypatch.setenv("TEACHER_KEY", "sk-teacher-9")
+    data = prompts_file(tmp_path / "prompts.jsonl", n=4)
+    with FakeAPI(key="sk-teacher-9") as fake:
+        create_remote("api:teacher", url=fake.url, api_model="echo", key_env="TEACHER_KEY")
+        with pytest.raises(XuetuError, match="needs the teacher's logits, which the remote model api:teacher"):
+            distill(targs.DistillArgs(teacher="api:teacher", student="tiny", data=str(data), mode="logits",
+                                      out="nope"), progress=False)
+        result = distill(targs.DistillArgs(teacher="api:teacher", student="tiny", data=str(data), out="from-remote",
+                                           max_new_tokens=8, train=QUICK), progress=False)
+        assert len(fake.chat_requests()) == 4
+    rows = lines(result.run / "distilled.jsonl")
+    assert len(rows) == 4 and all(r["messages"][-1]["content"].startswith("You said:") for r in rows)
+    assert all(r["teacher"] == "api:teacher" for r in lines(result.run / "teacher.jsonl"))
+
+
 def test_refusals(tmp_path, tiny):
     data = prompts_file(tmp_path / "p.jsonl")
     cases = [

@@ -105,7 +105,7 @@ def simulate(script, model, url, key, kb, max_tokens, report, quiet):
 
 
 def print_comparison(result: dict) -> None:
-    from xuetu.evaluate.compare import verdict
+    from xuetu.evaluate.compare import COST_HEADER, cost_cell, is_remote, verdict
     from xuetu.evaluate.report import fmt
     from xuetu.evaluate.scoring import LABELS
 
@@ -113,12 +113,14 @@ def print_comparison(result: dict) -> None:
     width = max(len(label) for label in labels) + 2
     shown = [metric, *(["pref_accuracy"] if result.get("task") == "preference" and metric != "pref_accuracy" else [])]
     timed = result.get("task") != "preference"
+    priced = timed and any(is_remote(result["rows"][k]) for k in labels)
     click.echo(f"{'':<{width}}" + "".join(f"{LABELS.get(m, m) + ' [95% CI]':<30}" for m in shown)
-               + ("s/answer" if timed else ""))
+               + (f"{'s/answer':<12}" if timed else "") + (COST_HEADER if priced else ""))
     for label in labels:
         row = result["rows"][label]
         click.echo(f"{label:<{width}}" + "".join(f"{fmt(m, row['metrics'].get(m)):<30}" for m in shown)
-                   + (f"{row.get('latency', {}).get('p50', 0):.2f}" if timed else ""))
+                   + (f"{row.get('latency', {}).get('p50', 0):<12.2f}" if timed else "")
+                   + (cost_cell(row) if priced else ""))
     for label, p in result["pairs"].items():
         click.echo(f"{label} − {labels[0]}: {p['delta']:+.3f} [{p['low']:+.3f}, {p['high']:+.3f}], "
                    f"P(better) {p['p_better']:.2f}, wins/ties/losses {p['wins']}/{p['ties']}/{p['losses']}: "
@@ -172,11 +174,13 @@ def compare(names, data, metrics, max_tokens, limit, batch, engine, chinese, fre
 @click.option("--k", "k", default=3, show_default=True, help="Sources retrieved per question.")
 @click.option("--batch", default=8, show_default=True)
 @click.option("--set", "overrides", multiple=True, help="A training setting key=value (e.g. lora.r=8).")
+@click.option("--api", "api", default=None, metavar="MODEL",
+              help="A remote model (xuetu create NAME --preset ...): adds rows (e) API model and (f) API model + RAG.")
 @click.option("--out", default=None, type=click.Path(), help="Report folder.")
 @click.option("-q", "--quiet", is_flag=True)
 def decide(model, data, docs, budget_minutes, metrics, prompt_name, test_fraction, seed, max_tokens, k, batch,
-           overrides, out, quiet):
-    """Prompt, RAG, LoRA or LoRA + RAG? Measures all four on held-out questions and recommends one."""
+           overrides, api, out, quiet):
+    """Prompt, RAG, LoRA or LoRA + RAG (or an API model)? Measures each on held-out questions and recommends one."""
     from xuetu.evaluate.decide import HEADERS, decide as run_decide, table_rows
     from xuetu.evaluate.scoring import LABELS
     from xuetu.examples import example_path
@@ -185,7 +189,7 @@ def decide(model, data, docs, budget_minutes, metrics, prompt_name, test_fractio
     result, path = run_decide(model, data or str(example / "qa.jsonl"), docs or str(example / "docs"),
                               budget_minutes=budget_minutes, metrics=_split(metrics), prompt=prompt_name,
                               test_fraction=test_fraction, seed=seed, max_tokens=max_tokens, k=k, batch=batch,
-                              train_overrides=list(overrides), progress=not quiet, folder=_folder(out))
+                              train_overrides=list(overrides), progress=not quiet, folder=_folder(out), api=api)
     headers = [h.format(metric=LABELS.get(result["primary"], result["primary"])) for h in HEADERS]
     rows = table_rows(result)
     widths = [max(len(str(r[i])) for r in [headers, *rows]) + 2 for i in range(len(headers))]

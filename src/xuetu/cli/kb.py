@@ -22,7 +22,8 @@ def kb_group():
 
 @kb_group.command()
 @click.argument("name")
-@click.option("--embedder", default=None, help="Sentence-transformers model (default all-minilm:l6-v2, offline).")
+@click.option("--embedder", default=None, help="Embedding model: sentence-transformers (default all-minilm:l6-v2, offline) or a remote one "
+                   "(xuetu create NAME --preset dashscope --embedding).")
 @click.option("--store", type=click.Choice(["chroma", "qdrant"]), default="chroma", show_default=True,
               help="Vector store: embedded Chroma, or Qdrant (local folder, or a server with --location).")
 @click.option("--location", default=None, help="Qdrant server URL, e.g. http://localhost:6333.")

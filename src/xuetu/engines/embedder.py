@@ -51,3 +51,12 @@ class SentenceEmbedder:
 
     def close(self) -> None:
         self.model = None
+
+
+def open_embedder(ref: ModelRef):
+    """The embedder for an embedding model: sentence-transformers here, or the provider's API for a remote one."""
+    if ref.remote is not None:
+        from xuetu.engines.remote_embedder import RemoteEmbedder
+
+        return RemoteEmbedder(ref)
+    return SentenceEmbedder(ref)

@@ -121,27 +121,97 @@ class _Calls:
         return out or None
 
 
+class RemoteClient:
+    """The HTTP side of a remote model, shared by the chat engine and the embedder: the key in the header, the
+    timeouts, retries with backoff on 429 and 5xx (honouring Retry-After), and one clear error per failure."""
+
+    def __init__(self, spec, client=None):
+        import httpx
+
+        self.spec = spec
+        key = spec.key()  # a missing key is an error now, not at the first request
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        timeout = httpx.Timeout(spec.timeout, connect=min(10.0, spec.timeout))
+        self.http = client or httpx.Client(base_url=spec.url + "/", headers=headers, timeout=timeout,
+                                           limits=httpx.Limits(max_connections=256, max_keepalive_connections=32))
+
+    def failure(self, status: int, text: str) -> Exception:
+        label, detail = self.spec.label, _detail(text)
+        if status in (401, 403):
+            where = f"the key in {self.spec.key_env}" if self.spec.key_env else "the request (no key is set)"
+            return UpstreamError(f"{label} refused {where} ({status}: {detail})",
+                                 "Check the key, or set the right variable with `xuetu create ... --key-env NAME`.")
+        if status == 404:
+            return UpstreamError(f"{label} has no model {self.spec.model!r} or no such path ({status}: {detail})",
+                                 f"Check --api-model and that the URL ends in /v1 ({self.spec.url}).")
+        if status in (400, 413, 422):
+            return BadInput(f"{label} rejected the request ({status}): {detail}")
+        return UpstreamError(f"{label} failed ({status}: {detail})", "Try again later; check the provider's status.")
+
+    def post(self, path: str, body: dict, stream: bool = False, cancelled: threading.Event | None = None):
+        """The response (streaming or read), after retries; raises a clear error when the provider cannot answer."""
+        import httpx
+
+        delay = 0.5
+        for attempt in range(self.spec.retries + 1):
+            last = attempt == self.spec.retries
+            try:
+                response = self.http.send(self.http.build_request("POST", path, json=body), stream=stream)
+            except (httpx.TimeoutException, httpx.TransportError) as e:
+                if last or (cancelled is not None and cancelled.is_set()):
+                    raise UpstreamError(f"cannot reach {self.spec.label} at {self.spec.url} "
+                                        f"({type(e).__name__}: {str(e)[:120] or 'no detail'})",
+                                        "Check the URL, the network, and that the provider is up.") from None
+                wait = delay
+            else:
+                if response.status_code < 300:
+                    return response
+                text = response.read().decode("utf-8", "replace")
+                response.close()
+                if response.status_code == 400 and "stream_options" in text and "stream_options" in body:
+                    body = {k: v for k, v in body.items() if k != "stream_options"}  # an older server
+                    continue
+                if response.status_code not in RETRY_STATUSES:
+                    raise self.failure(response.status_code, text)
+                wait = _retry_after(response.headers.get("retry-after"), delay)
+                if last or wait > MAX_RETRY_AFTER:
+                    if response.status_code == 429:
+                        raise Busy(f"{self.spec.label} is rate-limiting requests ({_detail(text)})",
+                                   "Retry later, or raise the limits of your account with the provider.",
+                                   retry_after=max(wait, 1))
+                    raise self.failure(response.status_code, text)
+            log.info("%s: retry %d in %.1fs", self.spec.label, attempt + 1, wait)
+            if cancelled is not None and cancelled.wait(wait):
+                raise UpstreamError("cancelled", code="cancelled")
+            if cancelled is None:
+                time.sleep(wait)
+            delay = min(delay * 2, 8.0)
+        raise UpstreamError(f"{self.spec.label} did not answer")  # not reached: the last attempt raises
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def remote_spec(ref: ModelRef):
+    from xuetu.models.remote import remote_of
+
+    spec = remote_of(ref)
+    if spec is None:
+        raise BadInput(f"{ref.name} is not a remote model", "Use a local engine for it.")
+    return spec
+
+
 class RemoteEngine:
     name = "remote"
     cancellable = True
     remote = True
 
     def __init__(self, ref: ModelRef, client=None):
-        import httpx
-
-        from xuetu.models.remote import remote_of
-
         self.ref = ref
-        self.spec = remote_of(ref)
-        if self.spec is None:
-            raise BadInput(f"{ref.name} is not a remote model", "Use a local engine for it.")
+        self.spec = remote_spec(ref)
         self.context_length = self.spec.context_length
         self.chat_template = None
-        key = self.spec.key()  # a missing key is an error now, not at the first request
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
-        timeout = httpx.Timeout(self.spec.timeout, connect=min(10.0, self.spec.timeout))
-        self.client = client or httpx.Client(base_url=self.spec.url + "/", headers=headers, timeout=timeout,
-                                             limits=httpx.Limits(max_connections=256, max_keepalive_connections=32))
+        self.client = RemoteClient(self.spec, client)
 
     # -- prompts ---------------------------------------------------------------------------------
     def encode(self, messages_or_prompt, tools: dict | None = None) -> RemotePrompt:
@@ -168,66 +238,13 @@ class RemoteEngine:
             body["response_format"] = fmt
         return "chat/completions", {**body, "messages": prompt.messages, **prompt.tools}
 
-    def _failure(self, status: int, text: str) -> Exception:
-        label, detail = self.spec.label, _detail(text)
-        if status in (401, 403):
-            where = f"the key in {self.spec.key_env}" if self.spec.key_env else "the request (no key is set)"
-            return UpstreamError(f"{label} refused {where} ({status}: {detail})",
-                                 "Check the key, or set the right variable with `xuetu create ... --key-env NAME`.")
-        if status == 404:
-            return UpstreamError(f"{label} has no model {self.spec.model!r} or no such path ({status}: {detail})",
-                                 f"Check --api-model and that the URL ends in /v1 ({self.spec.url}).")
-        if status in (400, 413, 422):
-            return BadInput(f"{label} rejected the request ({status}): {detail}")
-        return UpstreamError(f"{label} failed ({status}: {detail})", "Try again later; check the provider's status.")
-
-    def _open(self, path: str, body: dict, cancelled: threading.Event | None):
-        """The streaming response, after retries; raises a clear error when the provider cannot answer."""
-        import httpx
-
-        delay = 0.5
-        for attempt in range(self.spec.retries + 1):
-            last = attempt == self.spec.retries
-            try:
-                response = self.client.send(self.client.build_request("POST", path, json=body), stream=True)
-            except (httpx.TimeoutException, httpx.TransportError) as e:
-                if last or (cancelled is not None and cancelled.is_set()):
-                    raise UpstreamError(f"cannot reach {self.spec.label} at {self.spec.url} "
-                                        f"({type(e).__name__}: {str(e)[:120] or 'no detail'})",
-                                        "Check the URL, the network, and that the provider is up.") from None
-                wait = delay
-            else:
-                if response.status_code < 300:
-                    return response
-                text = response.read().decode("utf-8", "replace")
-                response.close()
-                if response.status_code == 400 and "stream_options" in text and "stream_options" in body:
-                    body = {k: v for k, v in body.items() if k != "stream_options"}  # an older server
-                    continue
-                if response.status_code not in RETRY_STATUSES:
-                    raise self._failure(response.status_code, text)
-                wait = _retry_after(response.headers.get("retry-after"), delay)
-                if last or wait > MAX_RETRY_AFTER:
-                    if response.status_code == 429:
-                        raise Busy(f"{self.spec.label} is rate-limiting requests ({_detail(text)})",
-                                   "Retry later, or raise the limits of your account with the provider.",
-                                   retry_after=max(wait, 1))
-                    raise self._failure(response.status_code, text)
-            log.info("%s: retry %d in %.1fs", self.spec.label, attempt + 1, wait)
-            if cancelled is not None and cancelled.wait(wait):
-                raise UpstreamError("cancelled", code="cancelled")
-            if cancelled is None:
-                time.sleep(wait)
-            delay = min(delay * 2, 8.0)
-        raise UpstreamError(f"{self.spec.label} did not answer")  # not reached: the last attempt raises
-
     def generate(self, messages_or_prompt, options: GenerateOptions | None = None,
                  cancelled: threading.Event | None = None) -> Iterator[Chunk]:
         opts = options or GenerateOptions.build(self.ref.params)
         prompt = self.encode(messages_or_prompt)
         path, body = self._body(prompt, opts)
         n_prompt = len(prompt)
-        response = self._open(path, body, cancelled)
+        response = self.client.post(path, body, stream=True, cancelled=cancelled)
         done = threading.Event()
         if cancelled is not None:  # a client that goes away closes the upstream connection, mid-read included
             threading.Thread(target=_close_when, args=(cancelled, done, response), daemon=True).start()

@@ -142,9 +142,27 @@ def _one_engine(rows: list[tuple[str, EvalSpec]]) -> str:
     if len(asked) > 1:
         raise XuetuError(f"the rows ask for different engines ({', '.join(sorted(asked))})", "Compare on one engine.")
     engine = asked.pop()
-    if engine == "auto" and len({engines.choose(models.resolve(spec.model)) for _, spec in rows}) > 1:
+    local = [ref for ref in (models.resolve(spec.model) for _, spec in rows) if ref.remote is None]
+    if engine == "auto" and len({engines.choose(ref) for ref in local}) > 1:
         return "transformers"
     return engine
+
+
+COST_HEADER = "cost per 1,000 answers"
+
+
+def is_remote(row: dict) -> bool:
+    return (row.get("engine") or {}).get("device") == "remote"
+
+
+def cost_cell(row: dict) -> str:
+    """A row's API cost per 1,000 answers at the price the user set; what runs here costs no tokens."""
+    if not is_remote(row):
+        return "local"
+    cost = row.get("cost")
+    if cost is None:
+        return "no price set"
+    return f"{cost['per_answer'] * 1000:.4g} {cost['currency']}"
 
 
 def comparison_doc(path: Path, result: dict, heading: str | None = None) -> Doc:
@@ -156,9 +174,12 @@ def comparison_doc(path: Path, result: dict, heading: str | None = None) -> Doc:
           f"with {labels[0]} on the same questions by {LABELS.get(metric, metric)}.")
     names = [k for k in result["rows"][labels[0]]["metrics"] if k != "perplexity"]
     timed = result.get("task") != "preference"
-    doc.h("Scores").table(["", *[LABELS.get(k, k) for k in names], *(["s/answer (p50)"] if timed else [])],
+    priced = timed and any(is_remote(result["rows"][k]) for k in labels)
+    doc.h("Scores").table(["", *[LABELS.get(k, k) for k in names], *(["s/answer (p50)"] if timed else []),
+                           *([COST_HEADER] if priced else [])],
                           [[label, *[report.fmt(k, result["rows"][label]["metrics"].get(k)) for k in names],
-                            *([f"{result['rows'][label].get('latency', {}).get('p50', 0):.2f}"] if timed else [])]
+                            *([f"{result['rows'][label].get('latency', {}).get('p50', 0):.2f}"] if timed else []),
+                            *([cost_cell(result["rows"][label])] if priced else [])]
                            for label in labels], set(range(1, len(names) + 2)))
     doc.figure(plots.metric_bars(path / "scores.png", {k: result["rows"][k]["metrics"] for k in labels}, LABELS),
                "scores with 95% intervals")

@@ -28,8 +28,15 @@ from xuetu.evaluate.run import EvalSpec, cache_get, cache_key, cache_put
 from xuetu.evaluate.scoring import LABELS
 from xuetu.evaluate.stats import paired_bootstrap
 
-ROWS = {"prompt": "(a) prompt", "rag": "(b) RAG", "lora": "(c) LoRA", "lora+rag": "(d) LoRA + RAG"}
-COST = ["prompt", "rag", "lora", "lora+rag"]  # cheapest first: what a tie is broken towards
+ROWS = {"prompt": "(a) prompt", "rag": "(b) RAG", "lora": "(c) LoRA", "lora+rag": "(d) LoRA + RAG",
+        "api": "(e) API model", "api+rag": "(f) API model + RAG"}
+COST = ["prompt", "rag", "lora", "lora+rag", "api", "api+rag"]
+"""Cheapest first: what a tie is broken towards. An API model comes last: every answer costs money and sends
+the question (and, with RAG, the documents) to the provider."""
+
+
+def _keys(result: dict) -> list[str]:
+    return [k for k in COST if k in result["rows"]]
 
 
 class PeakMemory:
@@ -141,14 +148,14 @@ def train_lora(model: str, train: Path, budget_minutes: float, overrides: list[s
 
 def recommend(result: dict, metric: str) -> tuple[str, list[str]]:
     """The cheapest setup no other beats significantly, and the sentences that justify it."""
-    rows, name = result["rows"], LABELS.get(metric, metric)
-    by_id = {e_key: [e["scores"][e_key] for e in result["examples"]] for e_key in COST}
-    best = max(COST, key=lambda k: rows[k]["metrics"][metric]["value"])
+    rows, name, keys = result["rows"], LABELS.get(metric, metric), _keys(result)
+    by_id = {e_key: [e["scores"][e_key] for e in result["examples"]] for e_key in keys}
+    best = max(keys, key=lambda k: rows[k]["metrics"][metric]["value"])
     choice = best
     versus = {}
-    for k in COST:
+    for k in keys:
         versus[k] = paired_bootstrap(by_id[k], by_id[best])  # how much better `best` is than k
-    for k in COST:  # cheapest first
+    for k in keys:  # cheapest first
         if k == best or not versus[k].significant:
             choice = k
             break
@@ -158,15 +165,15 @@ def recommend(result: dict, metric: str) -> tuple[str, list[str]]:
         d = versus[choice].delta
         why.append(f"{ROWS[choice]} is cheaper and not significantly worse ({value(choice):.3f}; {ROWS[best]}'s "
                    f"lead of {d.mean:+.3f} has a 95% interval [{d.low:+.3f}, {d.high:+.3f}] that includes 0).")
-    for k in COST:
+    for k in keys:
         if k not in (choice, best) and versus[k].significant:
             d = versus[k].delta
             why.append(f"{ROWS[k]} is significantly worse: {d.mean:.3f} lower [{d.low:.3f}, {d.high:.3f}].")
-    for k in COST[COST.index(choice) + 1:]:
+    for k in keys[keys.index(choice) + 1:]:
         if k != best and not versus[k].significant:
             why.append(f"{ROWS[k]} is within noise of {ROWS[best]} ({value(k):.3f}) but costs more.")
-    lat = {k: rows[k].get("latency", {}).get("p50", 0.0) for k in COST}
-    why.append("Seconds per answer: " + ", ".join(f"{ROWS[k]} {lat[k]:.2f}" for k in COST) + ".")
+    lat = {k: rows[k].get("latency", {}).get("p50", 0.0) for k in keys}
+    why.append("Seconds per answer: " + ", ".join(f"{ROWS[k]} {lat[k]:.2f}" for k in keys) + ".")
     if result["n"] < 30:
         why.append(f"Only {result['n']} held-out questions: intervals this wide hide real differences; "
                    "more data gives a sharper answer.")
@@ -176,7 +183,8 @@ def recommend(result: dict, metric: str) -> tuple[str, list[str]]:
 def decide(model: str, data: str, docs: str, budget_minutes: float = 10.0, metrics: list[str] | None = None,
            prompt: str = "clear", test_fraction: float = 0.25, seed: int = 42, max_tokens: int = 128, k: int = 3,
            batch: int = 8, train_overrides: list[str] | None = None, progress: bool = True,
-           folder: Path | None = None) -> tuple[dict, Path]:
+           folder: Path | None = None, api: str | None = None) -> tuple[dict, Path]:
+    """`api`, a remote model, adds rows (e) and (f): is the fine-tuned small model good enough to replace it?"""
     if not 0 < budget_minutes <= 24 * 60:
         raise XuetuError(f"the budget must be between 0 and 1440 minutes, got {budget_minutes}")
     if not 0 < test_fraction < 1:
@@ -192,16 +200,20 @@ def decide(model: str, data: str, docs: str, budget_minutes: float = 10.0, metri
             ("rag", EvalSpec(model=model, prompt=prompt, kb=kb_name, k=k, **common)),
             ("lora", EvalSpec(model=lora["model"], **common)),
             ("lora+rag", EvalSpec(model=lora["model"], kb=kb_name, k=k, **common))]
+    if api:
+        rows += [("api", EvalSpec(model=api, prompt=prompt, **common)),
+                 ("api+rag", EvalSpec(model=api, prompt=prompt, kb=kb_name, k=k, **common))]
     with Models(_one_engine(rows), batch=batch) as pool:
         result = compare(rows, models=pool, progress=progress, title=f"prompt, RAG or LoRA for {model}")
     result.update(kind="decide", data=str(data), docs=str(docs), n_train=n_train, budget_minutes=budget_minutes,
-                  prompt=prompt, kb=kb_name, kb_seconds=kb_seconds, lora=lora, models=list(ROWS))
+                  prompt=prompt, kb=kb_name, kb_seconds=kb_seconds, lora=lora, api=api,
+                  models=[key for key, _ in rows])
     result["resources"] = {
         key: {"train_seconds": lora["train_seconds"] if "lora" in key else 0.0,
               "train_peak_rss_bytes": lora["peak_rss_bytes"] if "lora" in key else None,
               "model_bytes": (result["rows"][key].get("engine") or {}).get("weights_bytes", 0)
               + ((result["rows"][key].get("engine") or {}).get("adapter_bytes", 0)),
-              "index_seconds": kb_seconds if "rag" in key else 0.0} for key in ROWS}
+              "index_seconds": kb_seconds if "rag" in key else 0.0} for key, _ in rows}
     choice, why = recommend(result, result["primary"])
     result["recommendation"] = {"choice": choice, "label": ROWS[choice], "why": why}
     doc = decide_doc(folder, result)
@@ -211,22 +223,26 @@ def decide(model: str, data: str, docs: str, budget_minutes: float = 10.0, metri
 
 def table_rows(result: dict) -> list[list[str]]:
     metric = result["primary"]
+    from xuetu.evaluate.compare import cost_cell, is_remote
+
     out = []
-    for key, label in ROWS.items():
+    for key in _keys(result):
         row, res = result["rows"][key], result["resources"][key]
         mem = res["train_peak_rss_bytes"]
-        out.append([label, report.fmt(metric, row["metrics"][metric]), f"{row['latency'].get('p50', 0):.2f}",
+        out.append([ROWS[key], report.fmt(metric, row["metrics"][metric]), f"{row['latency'].get('p50', 0):.2f}",
                     f"{res['train_seconds'] / 60:.1f} min" if res["train_seconds"] else "–",
-                    f"{mem / 2**20:.0f} MB" if mem else "–", f"{res['model_bytes'] / 2**20:.0f} MB"])
+                    f"{mem / 2**20:.0f} MB" if mem else "–",
+                    "at the provider" if is_remote(row) else f"{res['model_bytes'] / 2**20:.0f} MB", cost_cell(row)])
     return out
 
 
-HEADERS = ["setup", "{metric} [95% CI]", "s/answer", "training", "training memory (peak RSS)", "model memory"]
+HEADERS = ["setup", "{metric} [95% CI]", "s/answer", "training", "training memory (peak RSS)", "model memory",
+           "cost per 1,000 answers"]
 
 
 def decide_doc(folder: Path, result: dict):
     metric = LABELS.get(result["primary"], result["primary"])
-    doc = comparison_doc(folder, {**result, "models": [ROWS[k] for k in ROWS],
+    doc = comparison_doc(folder, {**result, "models": [ROWS[k] for k in _keys(result)],
                                   "rows": {ROWS[k]: v for k, v in result["rows"].items()},
                                   "pairs": {ROWS[k]: v for k, v in result["pairs"].items()},
                                   "examples": [{**e, "answers": {ROWS[k]: v for k, v in e["answers"].items()},
@@ -240,6 +256,7 @@ def decide_doc(folder: Path, result: dict):
             ("p", f"{result['n_train']} questions trained on, {result['n']} held out; LoRA trained within "
                   f"{result['budget_minutes']:g} minutes ({result['lora']['steps']} steps"
                   + (", reused" if result["lora"].get("reused") else "") + f"); prompt template {result['prompt']}; "
-                  f"knowledge base {result['kb']} over {result['docs']}.", False)]
+                  f"knowledge base {result['kb']} over {result['docs']}"
+                  + (f"; API model {result['api']}." if result.get("api") else "."), False)]
     doc.blocks = head + doc.blocks
     return doc

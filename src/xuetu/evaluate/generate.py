@@ -63,7 +63,8 @@ class Models:
         from xuetu.runtime.placement import place
 
         ref = models.resolve(name)
-        where = place(ref, self.engine, self.quant)
+        remote = ref.remote is not None  # runs at its provider: the local engine and precision do not apply
+        where = place(ref, "auto" if remote else self.engine, None if remote else self.quant)
         if where.runner == "embedder":
             raise BadInput(f"{ref.name} is an embedding model: it turns text into vectors and cannot answer",
                            "Evaluate a chat model such as smollm2:135m.")

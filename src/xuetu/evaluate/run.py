@@ -271,12 +271,25 @@ def _evaluate(spec: EvalSpec, models: Models, progress: bool) -> dict:
     result.update(n=len(examples), cached=cached, errors=sum(1 for a in answers if a.error),
                   latency=latency(seconds, [a.completion_tokens for a in answers], wall, info.get("concurrency", 1)),
                   engine=info, seconds=time.perf_counter() - started)
+    result["usage"] = {"prompt_tokens": sum(a.prompt_tokens for a in answers),
+                       "completion_tokens": sum(a.completion_tokens for a in answers)}
+    if (cost := _cost(ref, result["usage"], len(answers))) is not None:
+        result["cost"] = cost
     result["examples"] = [{**ex.to_dict(), "answer": a.text, **({"answer_calls": a.calls} if a.calls else {}),
                            "seconds": seconds[i], "scores":
                            {k: v[i] for k, v in per.items()}, **({"error": a.error} if a.error else {}),
                            **({"sources": retrieval[i]["sources"]} if retrieval else {})}
                           for i, (ex, a) in enumerate(zip(examples, answers))]
     return result
+
+
+def _cost(ref, usage: dict, n: int) -> dict | None:
+    """What the answers cost at a remote model's price (tokens as the provider counted them); None without one."""
+    remote = ref.remote
+    total = remote.cost(usage["prompt_tokens"], usage["completion_tokens"]) if remote is not None else None
+    if total is None:
+        return None
+    return {"total": total, "per_answer": total / max(n, 1), "currency": remote.currency}
 
 
 def _special(spec: EvalSpec, models: Models, wanted: list[str], result: dict, progress: bool) -> None:

@@ -27,13 +27,15 @@ class Preset:
     """Where the provider publishes its prices (xuetu ships none: they change; set yours with --price-in/out)."""
     embedding_model: str | None = None
     """The provider's embedding model, for `--embedder`."""
+    embed_batch: int = 32
+    """Most texts the provider embeds in one request."""
 
 
 PRESETS: dict[str, Preset] = {
     "deepseek": Preset("DeepSeek", "https://api.deepseek.com/v1", "DEEPSEEK_API_KEY",
                        "https://api-docs.deepseek.com/quick_start/pricing"),
     "dashscope": Preset("DashScope (通义千问)", "https://dashscope.aliyuncs.com/compatible-mode/v1", "DASHSCOPE_API_KEY",
-                        "https://help.aliyun.com/zh/model-studio/models", "text-embedding-v3"),
+                        "https://help.aliyun.com/zh/model-studio/models", "text-embedding-v3", 10),
     "moonshot": Preset("Moonshot (Kimi)", "https://api.moonshot.cn/v1", "MOONSHOT_API_KEY",
                        "https://platform.moonshot.cn/docs/pricing/chat"),
     "zhipu": Preset("Zhipu (智谱 GLM)", "https://open.bigmodel.cn/api/paas/v4", "ZHIPUAI_API_KEY",
@@ -67,6 +69,8 @@ class Remote:
     """Seconds to wait for the first byte and between chunks."""
     retries: int = 3
     """Retries on 429, 5xx and dropped connections, before the answer's first byte."""
+    batch: int = 32
+    """Texts per embedding request (an embedding model's provider limits it)."""
 
     @property
     def label(self) -> str:
@@ -141,6 +145,8 @@ def build(preset: str | None = None, url: str | None = None, api_model: str | No
         if extra.get(name) is not None and not (isinstance(extra[name], (int, float)) and extra[name] >= 0):
             raise BadInput(f"{name} must be a number >= 0 (per million tokens)", param=name)
     fields = {k: v for k, v in extra.items() if v is not None}
+    if base and kind == "embedding":
+        fields.setdefault("batch", base.embed_batch)
     return Remote(url=_check_url(url), model=api_model, key_env=key_env or None, provider=preset or "custom",
                   **fields)
 

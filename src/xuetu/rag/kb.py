@@ -231,11 +231,11 @@ _EMBEDDERS_LOCK = threading.Lock()
 def load_embedder(name: str):
     """One SentenceEmbedder per model per process (the server shares it across knowledge bases)."""
     from xuetu import models
-    from xuetu.engines.embedder import SentenceEmbedder
+    from xuetu.engines.embedder import open_embedder
 
     with _EMBEDDERS_LOCK:
         if name not in _EMBEDDERS:
-            _EMBEDDERS[name] = SentenceEmbedder(models.resolve(name, pull_missing=True))
+            _EMBEDDERS[name] = open_embedder(models.resolve(name, pull_missing=True))
         return _EMBEDDERS[name]
 
 

@@ -36,10 +36,11 @@ def load(placement: Placement, quant: str | None = None, max_batch: int = 16, ma
     """Load the placed weights and start their runner (blocking: call it off the event loop)."""
     holder = placement.holder
     if placement.runner == "embedder":
-        from xuetu.engines.embedder import SentenceEmbedder
+        from xuetu.engines.embedder import open_embedder
 
-        emb = SentenceEmbedder(holder)
-        return Running(emb, emb, sum(p.numel() * p.element_size() for p in emb.model.parameters()))
+        emb = open_embedder(holder)
+        size = 0 if holder.remote is not None else sum(p.numel() * p.element_size() for p in emb.model.parameters())
+        return Running(emb, emb, size)
     quant = quant if placement.engine == "transformers" else None
     eng = engines.load(holder, engine=placement.engine, quant=quant)
     if placement.runner == "batch":

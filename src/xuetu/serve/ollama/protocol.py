@@ -173,6 +173,9 @@ def digest(ref) -> str:
 
 
 def details(ref, facts) -> dict:
+    if (remote := ref.remote) is not None:
+        return {"parent_model": "", "format": "remote", "family": remote.provider, "families": [remote.provider],
+                "parameter_size": "", "quantization_level": ""}
     family = (facts.architecture or "").lower().removesuffix("forcausallm").removesuffix("model") or "unknown"
     fmt = "gguf" if ref.gguf_file is not None else "safetensors"
     quant = (facts.quantization or "").split(" ")[0] if facts.quantization else ""
@@ -180,6 +183,13 @@ def details(ref, facts) -> dict:
 
     return {"parent_model": ref.base or "", "format": fmt, "family": family, "families": [family],
             "parameter_size": human_count(facts.parameters), "quantization_level": quant.upper()}
+
+
+def remote_fields(ref) -> dict:
+    """Where a remote model runs, in the fields Ollama gives its cloud models (remote_model, remote_host)."""
+    if (remote := ref.remote) is None:
+        return {}
+    return {"remote_model": remote.model, "remote_host": remote.url}
 
 
 def capabilities(ref) -> list[str]:

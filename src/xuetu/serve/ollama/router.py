@@ -160,7 +160,7 @@ def _tag(ref) -> dict:
     return {"name": ref.name, "model": ref.name, "modified_at": p.modified_at(ref), "size": facts.disk_bytes,
             "digest": p.digest(ref), "details": p.details(ref, facts),
             # xuetu extension, as /api/show names it: lets a client tell chat models from embedders
-            "capabilities": p.capabilities(ref)}
+            "capabilities": p.capabilities(ref), **p.remote_fields(ref)}
 
 
 @router.get("/tags")
