@@ -68,6 +68,7 @@ PLAN = (
     Bench("safety.py", ("--live",), 3),
     Bench("safety_cv.py", ("--folds", "5"), 2),
     Bench("hostile.py", (), 1),
+    Bench("remote.py", ("--chunks", "100", "--rounds", "5", "--interval-ms", "5", "--first-token-runs", "40"), 1),
     Bench("tools.py", ("--rounds", "5"), 4),
     Bench("small_model.py", ("--seeds", "3"), 4),
 )

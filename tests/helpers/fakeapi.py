@@ -6,6 +6,9 @@ The request's model name picks the behaviour:
     slow        streams a word every `slow_interval` seconds, 60 words; notes when the client hangs up
     malformed   one good chunk, then a line that is not JSON
     cut         one good chunk, then the connection closes with no finish
+    stamp       max_tokens chunks, one every `stamp_interval` seconds, each "<perf_counter_ns when sent>|" written
+                in the letters a-p for the hex digits (a number would be masked as personal data by a guard)
+                (for benchmarks/remote.py: the clock is the machine's, so a client measures each chunk's delay)
 Any model first answers with the statuses queued in `fail[model]` (with Retry-After when `retry_after` is set).
 Requests need `Authorization: Bearer <key>` when `key` is set. /v1/embeddings answers with vectors made from a
 hashed bag of words of each input, and counts the inputs it embedded.
@@ -31,6 +34,7 @@ class FakeAPI:
         self.fail: dict[str, list[int]] = {}
         self.retry_after: float | None = None
         self.slow_interval = 0.2
+        self.stamp_interval = 0.005
         self.disconnects = 0
         self.embedded_inputs = 0
         self.port = free_port()
@@ -92,7 +96,7 @@ class FakeAPI:
             return self._embeddings(h, body)
         if not h.path.endswith("/chat/completions"):
             return self._json(h, 404, {"error": {"message": f"no route {h.path}"}})
-        if model not in ("echo", "tools", "slow", "malformed", "cut"):
+        if model not in ("echo", "tools", "slow", "malformed", "cut", "stamp"):
             return self._json(h, 404, {"error": {"message": f"The model `{model}` does not exist"}})
         self._stream(h, model, body)
 
@@ -112,6 +116,13 @@ class FakeAPI:
         h.close_connection = True
         words, calls = self._answer(model, body)
         try:
+            if model == "stamp":
+                words = []
+                for i in range(int(body.get("max_tokens") or 16)):
+                    if i:
+                        time.sleep(self.stamp_interval)
+                    self._event(h, {"choices": [{"index": 0, "delta": {"content": stamp(time.perf_counter_ns())},
+                                                 "finish_reason": None}]})
             for i, word in enumerate(words):
                 if model == "slow" and i:
                     time.sleep(self.slow_interval)
@@ -157,3 +168,15 @@ def _vector(text: str, dim: int = 64) -> list[float]:
     for word in re.findall(r"\w+", text.lower()):
         v[int(hashlib.sha256(word.encode()).hexdigest(), 16) % dim] += 1.0
     return v
+
+
+LETTERS = str.maketrans("0123456789abcdef", "abcdefghijklmnop")
+
+
+def stamp(ns: int) -> str:
+    return f"{ns:x}".translate(LETTERS) + "|"
+
+
+def read_stamps(text: str) -> list[int]:
+    return [int(m.translate(str.maketrans("abcdefghijklmnop", "0123456789abcdef")), 16)
+            for m in re.findall(r"([a-p]{8,})\|", text)]
