@@ -100,10 +100,19 @@ def test_pairs_from_an_openai_compatible_server(tmp_path, tiny):
         data = prompts_file(tmp_path / "p.jsonl", [{"prompt": "The capital of France is"}, {"prompt": "A token is"}])
         s = make_pairs(PairsArgs(prompts=str(data), out=str(tmp_path / "pairs.jsonl"), url=server.url + "/v1",
                                  n=3, max_tokens=12, rewards=["length:4"]), progress=False)
+        # the same server as a remote model in the store (xuetu create --api): --model names it
+        from xuetu.models.remote import create_remote
+
+        create_remote("up:tiny", preset="xuetu", url=server.url + "/v1", api_model="tiny:latest", key_env="")
+        remote = make_pairs(PairsArgs(prompts=str(data), out=str(tmp_path / "remote.jsonl"), model="up:tiny",
+                                      n=3, max_tokens=12, rewards=["length:4"]), progress=False)
     finally:
         server.stop()
     assert s.prompts == 2 and s.pairs >= 1 and s.duplicates < 2  # the server honours each request's seed
     assert_ranked(pairs_of(tmp_path / "pairs.jsonl"), ["length:4"])
+    assert (remote.prompts, remote.pairs) == (s.prompts, s.pairs)  # the same seeds, the same answers
+    answers = lambda path: [(r.messages, r.rejected) for r in pairs_of(path)]  # noqa: E731
+    assert answers(tmp_path / "remote.jsonl") == answers(tmp_path / "pairs.jsonl")
 
 
 
