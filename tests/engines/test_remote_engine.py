@@ -162,3 +162,20 @@ def test_no_local_engine_or_precision_applies(fake):
     for kwargs in ({"engine": "transformers"}, {"quant": "int8"}):
         with pytest.raises(XuetuError, match="remote model"):
             engines.load(ref, **kwargs)
+
+
+def test_a_provider_that_does_not_answer_times_out_with_a_clear_error(fake):
+    fake.hang_seconds = 3
+    start = time.perf_counter()
+    with pytest.raises(UpstreamError, match=r"did not answer within 0.5 s") as err:
+        _run(_engine(fake, "hang", timeout=0.5, retries=1), [{"role": "user", "content": "hi"}])
+    assert time.perf_counter() - start < 2.5 and "--timeout" in err.value.hint
+    assert len(fake.chat_requests()) == 2  # tried again once
+
+
+def test_an_older_server_without_stream_options_still_answers(fake):
+    fake.reject_stream_options = True
+    chunks = _run(_engine(fake), [{"role": "user", "content": "old server"}])
+    assert "".join(c.text for c in chunks) == "You said: old server "
+    assert chunks[-1].completion_tokens == 4 and chunks[-1].prompt_tokens != 11  # no usage: counted here
+    assert "stream_options" not in fake.chat_requests()[-1]["body"]

@@ -6,6 +6,7 @@ The request's model name picks the behaviour:
     slow        streams a word every `slow_interval` seconds, 60 words; notes when the client hangs up
     malformed   one good chunk, then a line that is not JSON
     cut         one good chunk, then the connection closes with no finish
+    hang        sends nothing for `hang_seconds`, then answers as echo
     stamp       max_tokens chunks, one every `stamp_interval` seconds, each "<perf_counter_ns when sent>|" written
                 in the letters a-p for the hex digits (a number would be masked as personal data by a guard)
                 (for benchmarks/remote.py: the clock is the machine's, so a client measures each chunk's delay)
@@ -35,6 +36,9 @@ class FakeAPI:
         self.retry_after: float | None = None
         self.slow_interval = 0.2
         self.stamp_interval = 0.005
+        self.hang_seconds = 5.0
+        self.reject_stream_options = False
+        """Answer 400 to a request with stream_options, as some older servers do."""
         self.disconnects = 0
         self.embedded_inputs = 0
         self.port = free_port()
@@ -96,8 +100,12 @@ class FakeAPI:
             return self._embeddings(h, body)
         if not h.path.endswith("/chat/completions"):
             return self._json(h, 404, {"error": {"message": f"no route {h.path}"}})
-        if model not in ("echo", "tools", "slow", "malformed", "cut", "stamp"):
+        if model not in ("echo", "tools", "slow", "malformed", "cut", "stamp", "hang"):
             return self._json(h, 404, {"error": {"message": f"The model `{model}` does not exist"}})
+        if self.reject_stream_options and "stream_options" in body:
+            return self._json(h, 400, {"error": {"message": "Unrecognized request argument: stream_options"}})
+        if model == "hang":
+            time.sleep(self.hang_seconds)
         self._stream(h, model, body)
 
     def _embeddings(self, h, body: dict) -> None:

@@ -26,7 +26,7 @@ from langchain_ollama import ChatOllama
 from langchain_openai import ChatOpenAI
 from langchain_tests.integration_tests import ChatModelIntegrationTests
 
-from conftest import KEY
+from serve.conftest import KEY
 
 pytestmark = pytest.mark.slow
 # JSON mode constrains the answer to some JSON object, and it always parses; the suite then expects flat

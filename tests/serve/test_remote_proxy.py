@@ -81,6 +81,8 @@ def test_ollama_sdk_streams_a_remote_model(proxy):
     listed = {m["name"]: m for m in httpx.get(proxy.url + "/api/tags", headers=proxy.headers).json()["models"]}
     assert listed["up:smol"]["details"]["format"] == "remote" and listed["up:smol"]["size"] == 0
     assert listed["up:smol"]["remote_model"] == "smollm2:135m" and listed["fake:emb"]["capabilities"] == ["embedding"]
+    shown = httpx.post(proxy.url + "/api/show", json={"model": "up:smol"}, headers=proxy.headers)
+    assert shown.status_code == 200 and shown.json()["details"]["format"] == "remote"
 
 
 def test_tool_calls_pass_through_both_apis(client, proxy, fake):
@@ -188,3 +190,18 @@ def test_the_web_app_picks_and_chats_with_a_remote_model(browser, proxy):
     finally:
         context.close()
     assert not errors, errors
+
+
+def test_a_slow_provider_does_not_hold_up_other_requests(proxy, client, fake):
+    import threading
+
+    fake.slow_interval = 0.3
+    slow = threading.Thread(target=lambda: client.chat.completions.create(model="fake:slow", messages=ASK,
+                                                                          max_tokens=20), daemon=True)
+    slow.start()
+    time.sleep(0.5)  # the slow answer is streaming now (about 18 s in all)
+    started = time.perf_counter()
+    for _ in range(3):
+        r = client.chat.completions.create(model="fake:echo", messages=[{"role": "user", "content": "quick"}])
+        assert r.choices[0].message.content == "You said: quick "
+    assert time.perf_counter() - started < 3 and slow.is_alive()

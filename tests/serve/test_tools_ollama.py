@@ -8,7 +8,7 @@ import ollama
 import pytest
 from jsonschema import validate
 
-from conftest import KEY
+from serve.conftest import KEY
 
 
 def get_weather(city: str, unit: str) -> str:

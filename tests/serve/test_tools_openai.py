@@ -10,7 +10,7 @@ import openai
 import pytest
 from jsonschema import validate
 
-from conftest import KEY
+from serve.conftest import KEY
 from helpers.env import home_env
 from helpers.tiny import build_tiny_model
 

@@ -176,6 +176,8 @@ def _remote_options(f):
         click.option("--price-out", type=float, default=None, help="Price per million answer tokens."),
         click.option("--currency", default=None, help="Currency of the prices (default USD; e.g. CNY)."),
         click.option("--context", "context_length", type=int, default=None, help="The model's context, in tokens."),
+        click.option("--timeout", type=float, default=None,
+                     help="Seconds to wait for the provider's first byte and between chunks (default 120)."),
         click.option("--embedding", is_flag=True, help="It is an embedding model (for knowledge bases' --embedder)."),
     ]
     for option in reversed(options):

@@ -159,6 +159,10 @@ class RemoteClient:
                 response = self.http.send(self.http.build_request("POST", path, json=body), stream=stream)
             except (httpx.TimeoutException, httpx.TransportError) as e:
                 if last or (cancelled is not None and cancelled.is_set()):
+                    if isinstance(e, httpx.ReadTimeout):
+                        raise UpstreamError(f"{self.spec.label} did not answer within {self.spec.timeout:g} s",
+                                            "Try again later, or allow more time with `xuetu create ... "
+                                            "--timeout SECONDS`.") from None
                     raise UpstreamError(f"cannot reach {self.spec.label} at {self.spec.url} "
                                         f"({type(e).__name__}: {str(e)[:120] or 'no detail'})",
                                         "Check the URL, the network, and that the provider is up.") from None

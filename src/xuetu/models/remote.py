@@ -141,6 +141,8 @@ def build(preset: str | None = None, url: str | None = None, api_model: str | No
         raise BadInput(f"--key-env takes the NAME of an environment variable, got {key_env[:8]!r}...",
                        "Put the key in the environment (export DEEPSEEK_API_KEY=sk-...) and pass its name: "
                        "the key is never stored.", param="key_env")
+    if extra.get("timeout") is not None and not (isinstance(extra["timeout"], (int, float)) and extra["timeout"] > 0):
+        raise BadInput("timeout must be a number of seconds > 0", param="timeout")
     for name in ("price_in", "price_out"):
         if extra.get(name) is not None and not (isinstance(extra[name], (int, float)) and extra[name] >= 0):
             raise BadInput(f"{name} must be a number >= 0 (per million tokens)", param=name)

@@ -193,7 +193,7 @@ async def show(body: p.ShowRequest):
             "details": p.details(ref, facts), "model_info": info, "capabilities": p.capabilities(ref),
             "modified_at": p.modified_at(ref),
             # xuetu extensions: bytes the weights need at each precision, and the files on disk
-            "memory": dict(facts.memory()), "size": facts.disk_bytes}
+            "memory": dict(facts.memory()), "size": facts.disk_bytes, **p.remote_fields(ref)}
 
 
 @router.post("/pull")
