@@ -218,7 +218,8 @@ def create(name, path, modelfile, base, api_url, preset, api_model, key_env, emb
         _create_remote(name, api_url, preset, api_model, key_env, embedding, **spec)
         return
     if (path is None) == (modelfile is None):
-        raise click.UsageError("give either --from PATH, -f Modelfile, or --api URL / --preset NAME")
+        raise click.UsageError("give either --from PATH or -f Modelfile (or, for a remote model, --api URL or "
+                               "--preset NAME)")
     if modelfile is not None:
         from xuetu.export.create import create_from_modelfile
 
