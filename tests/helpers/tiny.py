@@ -72,8 +72,8 @@ def build_lora(base_dir: Path, out: Path, r: int = 8, seed: int = 0, scale: floa
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+    torch.manual_seed(seed)  # before PEFT draws A: the adapter is the same whatever ran earlier in the process
     model = get_peft_model(model, LoraConfig(r=r, lora_alpha=2 * r, lora_dropout=0.0, target_modules="all-linear"))
-    torch.manual_seed(seed)
     for name, p in model.named_parameters():
         if "lora_B" in name:
             p.data.normal_(0, scale)
