@@ -55,6 +55,9 @@ def test_list_and_show_mark_remote_models(xuetu_home, monkeypatch):
     ({"url": "http://127.0.0.1:1/v1"}, "--api-model"),
     ({"preset": "openai", "api_model": "m", "key_env": "sk-proj-abcdef"}, "NAME of an environment variable"),
     ({"preset": "openai", "api_model": "m", "price_in": -1}, "price_in"),
+    ({"preset": "openai", "api_model": "m", "context_length": 0}, "context_length"),
+    ({"preset": "openai", "api_model": "m", "batch": 0}, "batch"),
+    ({"preset": "openai", "api_model": "m", "retries": -1}, "retries"),
 ])
 def test_bad_remote_specs_say_what_to_fix(kwargs, message):
     with pytest.raises(BadInput, match=message):
@@ -81,3 +84,14 @@ def test_xuetu_run_streams_from_a_remote_model(xuetu_home, monkeypatch):
 
 def test_an_embedding_preset_takes_the_providers_embedding_model():
     assert build(preset="dashscope", kind="embedding").model == "text-embedding-v3"
+
+
+def test_a_remote_entry_never_replaces_a_model_with_weights(tiny):
+    from xuetu.errors import Conflict
+    from xuetu.models.remote import create_remote
+
+    with pytest.raises(Conflict, match="model with weights"):
+        create_remote("tiny:latest", preset="ollama", api_model="qwen2.5:0.5b")
+    assert resolve("tiny:latest").remote is None and not resolve("tiny:latest").problems()
+    create_remote("up:q", preset="ollama", api_model="a")
+    assert create_remote("up:q", preset="ollama", api_model="b").remote.model == "b"  # a remote one is updated

@@ -186,6 +186,8 @@ def _remote_options(f):
 
 
 def _create_remote(name, api_url, preset, api_model, key_env, embedding, **spec):
+    import os
+
     from xuetu.models.remote import create_remote
 
     ref = create_remote(name, kind="embedding" if embedding else "chat", preset=preset, url=api_url,
@@ -193,7 +195,7 @@ def _create_remote(name, api_url, preset, api_model, key_env, embedding, **spec)
     remote = ref.remote
     click.echo(f"created {ref.name}: {remote.model} at {remote.label} ({remote.url})")
     if remote.key_env:
-        state = "set" if __import__("os").environ.get(remote.key_env) else "not set yet"
+        state = "set" if os.environ.get(remote.key_env) else "not set yet"
         click.echo(f"the key is read from {remote.key_env} each time it is used ({state}); it is never stored")
 
 

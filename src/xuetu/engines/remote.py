@@ -125,14 +125,14 @@ class RemoteClient:
     """The HTTP side of a remote model, shared by the chat engine and the embedder: the key in the header, the
     timeouts, retries with backoff on 429 and 5xx (honouring Retry-After), and one clear error per failure."""
 
-    def __init__(self, spec, client=None):
+    def __init__(self, spec):
         import httpx
 
         self.spec = spec
         key = spec.key()  # a missing key is an error now, not at the first request
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         timeout = httpx.Timeout(spec.timeout, connect=min(10.0, spec.timeout))
-        self.http = client or httpx.Client(base_url=spec.url + "/", headers=headers, timeout=timeout,
+        self.http = httpx.Client(base_url=spec.url + "/", headers=headers, timeout=timeout,
                                            limits=httpx.Limits(max_connections=256, max_keepalive_connections=32))
 
     def failure(self, status: int, text: str) -> Exception:
@@ -210,12 +210,12 @@ class RemoteEngine:
     cancellable = True
     remote = True
 
-    def __init__(self, ref: ModelRef, client=None):
+    def __init__(self, ref: ModelRef):
         self.ref = ref
         self.spec = remote_spec(ref)
         self.context_length = self.spec.context_length
         self.chat_template = None
-        self.client = RemoteClient(self.spec, client)
+        self.client = RemoteClient(self.spec)
 
     # -- prompts ---------------------------------------------------------------------------------
     def encode(self, messages_or_prompt, tools: dict | None = None) -> RemotePrompt:

@@ -60,13 +60,13 @@ class EmbeddingCache:
 class RemoteEmbedder:
     remote = True
 
-    def __init__(self, ref: ModelRef, client=None):
+    def __init__(self, ref: ModelRef):
         if ref.kind != "embedding":
             raise XuetuError(f"{ref.name} is a remote chat model, not an embedding model",
                              "Create one with `xuetu create NAME --preset dashscope --embedding`.")
         self.ref = ref
         self.spec = remote_spec(ref)
-        self.client = RemoteClient(self.spec, client)
+        self.client = RemoteClient(self.spec)
         self.cache = EmbeddingCache(self.spec.url, self.spec.model)
         self.max_tokens = self.spec.context_length or MAX_TOKENS
         self.requests = 0

@@ -14,7 +14,7 @@ import os
 import re
 from dataclasses import asdict, dataclass
 
-from xuetu.errors import BadInput, XuetuError
+from xuetu.errors import BadInput, Conflict, XuetuError
 from xuetu.models.ref import ModelRef
 
 
@@ -143,6 +143,10 @@ def build(preset: str | None = None, url: str | None = None, api_model: str | No
                        "the key is never stored.", param="key_env")
     if extra.get("timeout") is not None and not (isinstance(extra["timeout"], (int, float)) and extra["timeout"] > 0):
         raise BadInput("timeout must be a number of seconds > 0", param="timeout")
+    for name, low in (("context_length", 1), ("batch", 1), ("retries", 0)):
+        value = extra.get(name)
+        if value is not None and not (isinstance(value, int) and not isinstance(value, bool) and value >= low):
+            raise BadInput(f"{name} must be an integer >= {low}, got {value!r}", param=name)
     for name in ("price_in", "price_out"):
         if extra.get(name) is not None and not (isinstance(extra[name], (int, float)) and extra[name] >= 0):
             raise BadInput(f"{name} must be a number >= 0 (per million tokens)", param=name)
@@ -160,6 +164,10 @@ def create_remote(name: str, kind: str = "chat", system: str | None = None, para
     from xuetu.models.names import parse_name
 
     parse_name(name)
+    existing = store.get(name)
+    if existing is not None and existing.remote is None:  # never trade a model's weights for a pointer
+        raise Conflict(f"{existing.name} is a model with weights in the store",
+                       f"Pick another name, or remove it first with `xuetu rm {existing.name}`.")
     if kind not in ("chat", "embedding"):
         raise BadInput(f"kind must be chat or embedding, got {kind!r}", param="kind")
     remote = build(kind=kind, **spec)
