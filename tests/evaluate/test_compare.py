@@ -154,3 +154,16 @@ def test_a_remote_model_beside_a_local_one_with_its_cost(tiny, qa, tmp_path, mon
                                         "--prompts", "vague,clear", "--max-tokens", "6", "-q"])
         assert out.exit_code == 0, out.output
         assert "clear − vague" in out.output and len(fake.chat_requests()) == 3 * len(QA)
+
+
+def test_a_remote_model_cannot_be_scored_by_its_logits(tiny, qa, monkeypatch):
+    from helpers.fakeapi import FakeAPI
+    from xuetu.errors import BadInput
+    from xuetu.evaluate.run import evaluate
+    from xuetu.models.remote import create_remote
+
+    with FakeAPI() as fake:
+        create_remote("api:echo", url=fake.url, api_model="echo")
+        with pytest.raises(BadInput, match="remote model api:echo .* does not give"):
+            evaluate(EvalSpec(model="api:echo", data=str(qa), metrics=["perplexity"]), progress=False)
+        assert fake.requests == []

@@ -98,6 +98,10 @@ class Models:
         ref = models.resolve(name)
         key = (ref.name, "scoring")
         if key not in self._loaded:
+            if ref.remote is not None:
+                raise BadInput(f"perplexity, multiple choice and preference scoring read a model's log-probabilities, "
+                               f"which the remote model {ref.name} ({ref.remote.label}) does not give",
+                               "Score a local model, or evaluate the remote one on question/answer data.")
             if ref.gguf_adapter is not None or ref.prompt_learning:
                 raise BadInput(f"perplexity and multiple choice need {ref.name} on the transformers engine with a "
                                "LoRA or no adapter", "Evaluate the model it was exported or trained from.")
