@@ -138,7 +138,8 @@ def build(preset: str | None = None, url: str | None = None, api_model: str | No
                        "For example deepseek-chat, qwen-plus, moonshot-v1-8k, glm-4-flash.", param="api_model")
     key_env = key_env if key_env is not None else (base.key_env if base else None)
     if key_env and not ENV_NAME.match(key_env):
-        raise BadInput(f"--key-env takes the NAME of an environment variable, got {key_env[:8]!r}...",
+        raise BadInput("--key-env takes the NAME of an environment variable (letters, digits and _), not the key "
+                       "itself; what was given is not repeated here",
                        "Put the key in the environment (export DEEPSEEK_API_KEY=sk-...) and pass its name: "
                        "the key is never stored.", param="key_env")
     if extra.get("timeout") is not None and not (isinstance(extra["timeout"], (int, float)) and extra["timeout"] > 0):
