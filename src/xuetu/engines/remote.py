@@ -125,11 +125,12 @@ class RemoteClient:
     """The HTTP side of a remote model, shared by the chat engine and the embedder: the key in the header, the
     timeouts, retries with backoff on 429 and 5xx (honouring Retry-After), and one clear error per failure."""
 
-    def __init__(self, spec):
+    def __init__(self, spec, key: str | None = None):
+        """`key` given here is used as it is (a --teacher-key); otherwise it is read from the spec's variable."""
         import httpx
 
         self.spec = spec
-        key = spec.key()  # a missing key is an error now, not at the first request
+        key = key or spec.key()  # a missing key is an error now, not at the first request
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         timeout = httpx.Timeout(spec.timeout, connect=min(10.0, spec.timeout))
         self.http = httpx.Client(base_url=spec.url + "/", headers=headers, timeout=timeout,
@@ -192,6 +193,19 @@ class RemoteClient:
             delay = min(delay * 2, 8.0)
         raise UpstreamError(f"{self.spec.label} did not answer")  # not reached: the last attempt raises
 
+    def get(self, path: str):
+        """A GET (a model listing), with the same errors as post."""
+        import httpx
+
+        try:
+            response = self.http.get(path)
+        except (httpx.TimeoutException, httpx.TransportError) as e:
+            raise UpstreamError(f"cannot reach {self.spec.label} at {self.spec.url} ({type(e).__name__})",
+                                "Check the URL, the network, and that the provider is up.") from None
+        if response.status_code >= 300:
+            raise self.failure(response.status_code, response.text)
+        return response
+
     def close(self) -> None:
         self.http.close()
 
@@ -210,12 +224,24 @@ class RemoteEngine:
     cancellable = True
     remote = True
 
-    def __init__(self, ref: ModelRef):
+    def __init__(self, ref: ModelRef, key: str | None = None):
         self.ref = ref
         self.spec = remote_spec(ref)
         self.context_length = self.spec.context_length
         self.chat_template = None
-        self.client = RemoteClient(self.spec)
+        self.client = RemoteClient(self.spec, key)
+
+    @classmethod
+    def endpoint(cls, url: str, model: str, key: str | None = None, timeout: float = 120.0,
+                 retries: int = 1) -> "RemoteEngine":
+        """Any OpenAI-compatible endpoint and model, without a store entry (a --teacher-url, a --judge-url)."""
+        from dataclasses import asdict
+        from pathlib import Path
+
+        from xuetu.models.remote import build
+
+        spec = build(url=url, api_model=model, key_env="", timeout=timeout, retries=retries)
+        return cls(ModelRef(name=model, path=Path("."), manifest={"remote": asdict(spec)}), key)
 
     # -- prompts ---------------------------------------------------------------------------------
     def encode(self, messages_or_prompt, tools: dict | None = None) -> RemotePrompt:

@@ -68,13 +68,13 @@ def engine_judge(name: str, max_tokens: int = 16) -> Ask:
 
 
 def api_judge(model: str, base_url: str, api_key: str = "unused", max_tokens: int = 16) -> Ask:
-    """Any OpenAI-compatible model as judge, greedy."""
-    from openai import OpenAI
+    """Any OpenAI-compatible model as judge, greedy (on the remote engine: its retries and errors)."""
+    from xuetu.engines.base import GenerateOptions
+    from xuetu.engines.remote import RemoteEngine
 
-    client = OpenAI(base_url=base_url, api_key=api_key)
+    engine = RemoteEngine.endpoint(base_url, model, None if api_key == "unused" else api_key)
 
     def ask(messages):
-        out = client.chat.completions.create(model=model, messages=messages, temperature=0, max_tokens=max_tokens)
-        return out.choices[0].message.content or ""
+        return "".join(c.text for c in engine.generate(messages, GenerateOptions(temperature=0, max_tokens=max_tokens)))
 
     return ask

@@ -104,61 +104,66 @@ class LocalTeacher:
 
 
 class EndpointTeacher:
-    """Any OpenAI-compatible chat completions endpoint (xuetu serve, Ollama, vLLM, a hosted API)."""
+    """Any OpenAI-compatible chat completions endpoint (xuetu serve, Ollama, vLLM, a hosted API), on the remote
+    engine: its retries, timeouts and errors."""
 
     def __init__(self, url: str, name: str | None, key: str | None, timeout: float):
-        import openai
+        from xuetu.engines.remote import RemoteEngine
+        from xuetu.errors import UpstreamError
 
         self.url = url.rstrip("/")
-        self.client = openai.OpenAI(base_url=self.url, api_key=key or os.environ.get("OPENAI_API_KEY") or "none",
-                                    timeout=timeout, max_retries=1)
-        try:
-            listed = [m.id for m in self.client.models.list()] if name is None else []
-        except Exception as e:  # noqa: BLE001 — turned into a message that says what to check
-            raise self._failure(e) from None
-        if name is None and not listed:
-            raise XuetuError(f"the teacher at {self.url} serves no model", "Name one with --teacher NAME.")
-        self.name = name or listed[0]
+        key = key or os.environ.get("OPENAI_API_KEY") or None
+        if name is None:  # the endpoint's first model
+            probe = RemoteEngine.endpoint(self.url, "-", key, timeout)
+            try:
+                listed = [m.get("id") for m in probe.client.get("models").json().get("data") or []]
+            except UpstreamError as e:
+                raise self._failure(e) from None
+            except (ValueError, AttributeError):
+                listed = []
+            finally:
+                probe.close()
+            if not listed:
+                raise XuetuError(f"the teacher at {self.url} serves no model", "Name one with --teacher NAME.")
+            name = listed[0]
+        self.name = name
+        self.engine = RemoteEngine.endpoint(self.url, name, key, timeout)
 
-    def _failure(self, e: Exception) -> XuetuError:
-        import openai
-
-        if isinstance(e, openai.AuthenticationError):
-            return XuetuError(f"the teacher at {self.url} refused the API key",
-                              "Pass the right key with --teacher-key (or set OPENAI_API_KEY).")
-        if isinstance(e, openai.NotFoundError):
-            return XuetuError(f"the teacher at {self.url} has no such model or path ({str(e)[:120]})",
-                              "Check --teacher (the endpoint's model name) and that the URL ends in /v1.")
-        if isinstance(e, (openai.APIConnectionError, openai.APITimeoutError)):
+    def _failure(self, e: XuetuError) -> XuetuError:
+        if e.message.startswith("cannot reach"):
             return XuetuError(f"cannot reach the teacher at {self.url}",
                               "Check that the server is running, the host and port are right, and the URL ends in "
                               "/v1 (e.g. http://127.0.0.1:11434/v1).")
-        return XuetuError(f"the teacher at {self.url} failed: {str(e)[:200]}")
+        if " refused " in e.message:
+            return XuetuError(f"the teacher at {self.url} refused the API key ({e.message})",
+                              "Pass the right key with --teacher-key (or set OPENAI_API_KEY).")
+        return XuetuError(f"the teacher at {self.url} failed: {e.message}", e.hint)
 
     def ask(self, messages: list[dict], max_tokens: int, temperature: float, seed: int = 0,
             schema: dict | None = None) -> str:
         """One answer; a JSON schema goes as response_format, and an endpoint that refuses it answers in free text."""
-        import openai
+        from xuetu.engines.base import GenerateOptions
+        from xuetu.errors import BadInput, UpstreamError
 
-        extra = {"response_format": {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema}}} \
-            if schema else {}
+        def answer(fmt):
+            chunks = list(self.engine.generate(messages, GenerateOptions(temperature=temperature, max_tokens=max_tokens,
+                                                                         seed=seed, format=fmt)))
+            return "".join(c.text for c in chunks), chunks[-1].finish_reason if chunks else None
+
         try:
             try:
-                reply = self.client.chat.completions.create(model=self.name, messages=messages, max_tokens=max_tokens,
-                                                            temperature=temperature, seed=seed, **extra)
-            except openai.BadRequestError:
-                if not extra:
+                text, finish = answer(schema)
+            except BadInput:
+                if schema is None:
                     raise
-                reply = self.client.chat.completions.create(model=self.name, messages=messages, max_tokens=max_tokens,
-                                                            temperature=temperature, seed=seed)
-        except Exception as e:  # noqa: BLE001
+                text, finish = answer(None)
+        except (UpstreamError, BadInput) as e:
             raise self._failure(e) from None
-        if reply.choices and reply.choices[0].finish_reason == "content_filter":
-            raise XuetuError(f"the teacher at {self.url} blocked a request by its content policy: "
-                             f"{(reply.choices[0].message.content or '')[:160]}",
+        if finish == "content_filter":
+            raise XuetuError(f"the teacher at {self.url} blocked a request by its content policy: {text[:160]}",
                              "Its refusal is not an answer to learn from. Loosen the server's guard (xuetu serve "
                              "--no-guard, or a --guard-policy that allows these prompts) or leave the prompt out.")
-        return ((reply.choices[0].message.content if reply.choices else None) or "").strip()
+        return text.strip()
 
 
 def open_teacher(name: str | None, url: str | None = None, key: str | None = None, timeout: float = 600.0):
