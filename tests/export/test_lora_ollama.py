@@ -50,6 +50,13 @@ def test_lora_gguf_over_the_embedded_model(smollm2_home, smollm2_lora_dir):
     assert np.abs(scores["without"] - tuned).max() > 1.0  # the adapter really is applied
     eng = engines.load(result.name)
     assert eng.name == "llama.cpp" and eng.info()["adapter"] is True
+    # served, the model decodes in a slot context of its own (runtime/slots.py): the adapter is set on it too
+    from xuetu.engines.llamacpp_slots import SlotContext
+
+    slots = SlotContext(eng, 2, 1024)
+    assert slots.decode([(t, i, 1, i == len(ids) - 1) for i, t in enumerate(ids)]) == 0
+    assert np.abs(slots.logits(len(ids) - 1) - tuned[-1]).max() < 0.5
+    slots.close()
     eng.close()
     with pytest.raises(XuetuError, match="only the llama.cpp engine applies"):
         engines.load(result.name, engine="transformers")

@@ -31,7 +31,9 @@ class LlamaCppEngine:
     name = "llama.cpp"
 
     def __init__(self, ref: ModelRef, n_ctx: int | None = None, threads: int | None = None,
-                 n_gpu_layers: int = 0):
+                 n_gpu_layers: int = 0, own_ctx: int | None = None):
+        """`own_ctx` sizes this engine's own context (its `generate`) below `n_ctx`: the slot runner decodes in a
+        context of its own, so a served engine keeps a small one."""
         from llama_cpp import Llama
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
@@ -45,10 +47,11 @@ class LlamaCppEngine:
 
         trained = int(gguf_facts(ref.gguf_file).get("context_length") or DEFAULT_CTX)
         self.threads = threads or os.cpu_count() or 1
-        self.llm = Llama(model_path=str(ref.gguf_file), n_ctx=n_ctx or min(trained, DEFAULT_CTX),
+        context_length = n_ctx or min(trained, DEFAULT_CTX)
+        self.llm = Llama(model_path=str(ref.gguf_file), n_ctx=min(own_ctx or context_length, context_length),
                          n_threads=self.threads, n_threads_batch=self.threads, n_gpu_layers=n_gpu_layers,
                          lora_path=str(ref.gguf_adapter) if ref.gguf_adapter else None, verbose=False)
-        self.context_length = self.llm.n_ctx()
+        self.context_length = context_length if own_ctx else self.llm.n_ctx()
         template = self.llm.metadata.get("tokenizer.chat_template")
         self.chat_template: str | None = template or None
         self._ll_tokenizer = None
@@ -87,10 +90,11 @@ class LlamaCppEngine:
         opts = options or GenerateOptions.build(self.ref.params)
         prompt = self.encode(messages_or_prompt)
         n_prompt = len(prompt)
-        if n_prompt >= self.context_length:
-            raise ContextTooLong(f"the prompt is {n_prompt} tokens but {self.ref.name} holds {self.context_length}",
+        limit = self.llm.n_ctx()  # the context_length, or less on a served engine (own_ctx)
+        if n_prompt >= limit:
+            raise ContextTooLong(f"the prompt is {n_prompt} tokens but {self.ref.name} holds {limit}",
                                  "Shorten the conversation or the prompt.")
-        budget = min(opts.max_tokens, self.context_length - n_prompt)
+        budget = min(opts.max_tokens, limit - n_prompt)
         self.llm.set_seed(opts.seed if opts.seed is not None else random.randrange(2**31))
         if opts.seed is not None:
             # Reusing a cached prompt prefix re-evaluates its last token alone, which gives slightly

@@ -9,6 +9,10 @@ from xuetu.models.ref import ModelRef
 from xuetu.runtime.placement import Placement
 
 
+SERVED_OWN_CTX = 256
+"""A served llama.cpp engine's own context: its runner decodes in a context of its own (runtime/slots.py)."""
+
+
 @dataclass
 class Running:
     runner: object
@@ -32,8 +36,10 @@ def estimate_bytes(holder: ModelRef, engine: str, quant: str | None) -> int:
     return params * per_weight
 
 
-def load(placement: Placement, quant: str | None = None, max_batch: int = 16, max_queue: int = 64) -> Running:
-    """Load the placed weights and start their runner (blocking: call it off the event loop)."""
+def load(placement: Placement, quant: str | None = None, max_batch: int = 16, max_queue: int = 64,
+         memory_left: int | None = None) -> Running:
+    """Load the placed weights and start their runner (blocking: call it off the event loop). `memory_left` is
+    what --max-memory leaves for this model: the llama.cpp slot runner sizes its KV cache within it."""
     holder = placement.holder
     if placement.runner == "embedder":
         from xuetu.engines.embedder import open_embedder
@@ -42,6 +48,14 @@ def load(placement: Placement, quant: str | None = None, max_batch: int = 16, ma
         size = 0 if holder.remote is not None else sum(p.numel() * p.element_size() for p in emb.model.parameters())
         return Running(emb, emb, size)
     quant = quant if placement.engine == "transformers" else None
+    if placement.runner == "slots":
+        from xuetu.runtime.slots import SlotRunner
+
+        eng = engines.load(holder, engine=placement.engine, own_ctx=SERVED_OWN_CTX)
+        weights = estimate_bytes(holder, placement.engine, None)
+        budget = None if memory_left is None else memory_left - weights
+        runner = SlotRunner(eng, slots=max_batch, max_queue=max_queue, kv_budget=budget)
+        return Running(runner, eng, weights + runner.kv_bytes)
     eng = engines.load(holder, engine=placement.engine, quant=quant)
     if placement.runner == "batch":
         from xuetu.runtime.batching import BatchRunner

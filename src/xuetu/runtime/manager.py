@@ -224,7 +224,9 @@ class ModelManager:
     async def _load(self, where: Placement, future: asyncio.Future) -> None:
         key, limits = where.key, self.settings
         try:
-            running = await asyncio.to_thread(loading.load, where, limits.quant, limits.max_batch, limits.max_queue)
+            used = sum(m.size for m in self.loaded.values())
+            running = await asyncio.to_thread(loading.load, where, limits.quant, limits.max_batch, limits.max_queue,
+                                              limits.max_memory - used)
             loaded = Loaded(key=key, ref=where.holder, engine_name=key[1], runner=running.runner,
                             encoder=running.encoder, size=running.size,
                             pinned=where.holder.name in self._pinned_names())
@@ -286,11 +288,21 @@ class ModelManager:
     def queue_depth(self) -> int:
         return sum(getattr(m.runner, "depth", 0) for m in self.loaded.values())
 
+    def kv_cache(self) -> dict:
+        """The llama.cpp slot runners' KV cache figures (runtime/slots.py), summed over loaded models."""
+        total: dict = {}
+        for m in list(self.loaded.values()):
+            if hasattr(m.runner, "kv_bytes"):
+                for key, value in m.runner.info().items():
+                    total[key] = total.get(key, 0) + value
+        return total
+
     def ps(self) -> list[dict]:
         return [{"name": m.name, "engine": m.engine_name, "size": m.size, "active": m.active,
                  "queue": getattr(m.runner, "depth", 0), "expires_at": m.expires_at, "pinned": m.pinned,
                  "adapters": sorted(getattr(m.runner, "adapters", {})), "loaded_at": m.loaded_at,
-                 "peak_batch": getattr(m.runner, "peak_batch", 1), "quant": getattr(m.encoder, "quant", None)}
+                 "peak_batch": getattr(m.runner, "peak_batch", 1), "quant": getattr(m.encoder, "quant", None),
+                 **({"kv_cache": m.runner.info()} if hasattr(m.runner, "kv_bytes") else {})}
                 for m in self.loaded.values()]
 
 

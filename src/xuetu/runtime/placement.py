@@ -15,7 +15,7 @@ from xuetu import engines, models
 from xuetu.errors import BadInput
 from xuetu.models.ref import ModelRef
 
-RUNNERS = ("batch", "serial", "concurrent", "embedder")
+RUNNERS = ("batch", "slots", "serial", "concurrent", "embedder")
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,8 @@ class Placement:
     engine: str
     """The engine that loads them: transformers, llama.cpp, vllm or sentence-transformers."""
     runner: str
-    """batch (continuous batching, shares a base with adapters), serial (one request at a time),
+    """batch (continuous batching, shares a base with adapters), slots (llama.cpp's continuous batching with
+    prefix caching), serial (one request at a time),
     concurrent (the engine batches itself) or embedder (no generation)."""
     adapter: str | None = None
     """The adapter to apply on the holder per request, when it rides on its base."""
@@ -46,7 +47,8 @@ def place(ref: ModelRef, engine: str = "auto", quant: str | None = None) -> Plac
     chosen = engines.choose(ref, engine, quant)
     if chosen == "llama.cpp" and ref.gguf_file is None and ref.gguf_adapter is None:
         chosen = "transformers"  # an HF-only model under --engine llama.cpp
-    runner = {"transformers": "batch", "vllm": "concurrent", "remote": "concurrent"}.get(chosen, "serial")
+    runner = {"transformers": "batch", "llama.cpp": "slots", "vllm": "concurrent", "remote": "concurrent"}.get(
+        chosen, "serial")
     return Placement(ref, chosen, runner)
 
 

@@ -10,6 +10,16 @@ LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120
 RATE_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
 
 
+KV_GAUGES = (  # the llama.cpp slot runners' KV caches (runtime/slots.py), summed over loaded models
+    ("kv_cache_bytes", "xuetu_kv_cache_bytes", "Bytes of KV cache allocated by llama.cpp slot runners"),
+    ("slots", "xuetu_kv_cache_slots", "Sequence slots of llama.cpp slot runners"),
+    ("busy_slots", "xuetu_kv_cache_busy_slots", "Slots decoding an answer now"),
+    ("prompt_tokens", "xuetu_kv_prompt_tokens", "Prompt tokens submitted to slot runners since they loaded"),
+    ("cached_tokens", "xuetu_kv_cached_prompt_tokens", "Of them, found in the slot's own cache (not evaluated)"),
+    ("shared_tokens", "xuetu_kv_shared_prompt_tokens", "Of them, shared from another slot's cache (not evaluated)"),
+)
+
+
 class Metrics:
     def __init__(self, manager):
         self.registry = reg = CollectorRegistry()
@@ -33,6 +43,9 @@ class Metrics:
         loaded.set_function(lambda: len(manager.loaded))
         weights = Gauge("xuetu_loaded_model_bytes", "Bytes of weights resident", registry=reg)
         weights.set_function(lambda: sum(m.size for m in manager.loaded.values()))
+        for key, name, what in KV_GAUGES:
+            gauge = Gauge(name, what, registry=reg)
+            gauge.set_function(lambda key=key: manager.kv_cache().get(key, 0))
         rss = Gauge("xuetu_process_rss_bytes", "Resident set size of the server process", registry=reg)
         rss.set_function(_rss)
         if _gpu():

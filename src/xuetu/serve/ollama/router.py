@@ -303,10 +303,11 @@ async def ps(request: Request):
                    if m["expires_at"] else "9999-12-31T23:59:59Z")
         out.append({"name": m["name"], "model": m["name"], "size": m["size"], "digest": p.digest(ref),
                     "details": p.details(ref, facts), "expires_at": expires, "size_vram": 0,
-                    "context_length": facts.context_length,
+                    # as Ollama: the context each request gets here (a llama.cpp slot's, where slots split the cache)
+                    "context_length": m["kv_cache"]["slot_context"] if "kv_cache" in m else facts.context_length,
                     # xuetu extensions:
                     "engine": m["engine"], "adapters": m["adapters"], "queue": m["queue"], "peak_batch": m["peak_batch"],
-                    "quant": m["quant"]})
+                    "quant": m["quant"], **({"kv_cache": m["kv_cache"]} if "kv_cache" in m else {})})
     return {"models": out}
 
 
