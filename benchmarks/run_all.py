@@ -56,7 +56,7 @@ class Bench:
 # against TRL's DPOTrainer) also runs two alternating rounds per side.
 PLAN = (
     Bench("decode.py", ("--tokens", "128", "--runs", "3"), 2),
-    Bench("serve.py", ("--tokens", "96"), 4),
+    Bench("serve.py", ("--tokens", "128"), 10),  # plus about 10 minutes once per machine to build llama-server
     Bench("data.py", ("--records", "200000", "--baseline-records", "20000"), 2),
     Bench("train.py", ("--records", "192", "--rounds", "2"), 30),
     Bench("train_ceiling.py", ("--no-baseline",), 1),

@@ -115,6 +115,41 @@ def test_many_concurrent_streams_are_batched(server):
     assert tiny["engine"] == "transformers" and tiny["peak_batch"] > 4
 
 
+def test_llama_cpp_batches_and_reuses_a_chats_prefix(server):
+    """The embedded GGUF model on llama.cpp: 8 streams decode together and answer as they do alone; the next turn
+    of a chat reuses the cached prefix (only its new tokens are evaluated); /api/ps and /metrics show the cache."""
+    prompts = [f"Tell me fact number {i} about the moon." for i in range(8)]
+    chat = [{"role": "system", "content": "You are a patient teacher. Answer in plain words."},
+            {"role": "user", "content": "What is a token?"}]
+
+    async def main():
+        async with httpx.AsyncClient(base_url=server.url, headers=server.headers, timeout=300) as c:
+            bodies = [{"model": "smollm2:135m", "messages": [{"role": "user", "content": p}], "max_tokens": 24,
+                       "temperature": 0} for p in prompts]
+            together = await asyncio.gather(*[_stream(c, b) for b in bodies])
+            alone = [await _stream(c, b) for b in bodies[:3]]
+            _, first = await _stream(c, {"model": "smollm2:135m", "messages": chat, "max_tokens": 24, "temperature": 0})
+            before = (await c.get("/api/ps")).json()["models"]
+            turn2 = chat + [{"role": "assistant", "content": first}, {"role": "user", "content": "And a vocabulary?"}]
+            status, _ = await _stream(c, {"model": "smollm2:135m", "messages": turn2, "max_tokens": 8})
+            after = (await c.get("/api/ps")).json()["models"]
+            return together, alone, status, before, after, (await c.get("/metrics")).text
+
+    together, alone, status, before, after, metrics = asyncio.run(main())
+    assert [s for s, _ in together] == [200] * 8 and status == 200
+    assert [t for _, t in together[:3]] == [t for _, t in alone]
+    kv0 = next(m for m in before if m["name"] == "smollm2:135m")["kv_cache"]
+    ps = next(m for m in after if m["name"] == "smollm2:135m")
+    kv = ps["kv_cache"]
+    assert ps["engine"] == "llama.cpp" and ps["peak_batch"] >= 4
+    assert kv["slots"] == 16 and ps["context_length"] == kv["slot_context"] and kv["kv_cache_bytes"] > 0
+    assert ps["size"] > kv["kv_cache_bytes"]  # weights plus cache
+    reused = (kv["cached_tokens"] + kv["shared_tokens"]) - (kv0["cached_tokens"] + kv0["shared_tokens"])
+    assert reused >= 30  # the whole first turn came from the cache
+    assert metric(metrics, "xuetu_kv_cache_bytes") == kv["kv_cache_bytes"]
+    assert metric(metrics, "xuetu_kv_cached_prompt_tokens") >= kv["cached_tokens"]
+
+
 def test_adapters_share_one_base(server):
     with server.client() as c:
         for model in ("tiny-lora:a", "tiny-lora:b", "tiny:latest"):

@@ -11,6 +11,7 @@ from xuetu.safety import pii
 
 CONTEXT = 48  # characters already sent that each check also sees, for matches that straddle a release
 RELEASE = 48  # characters that pile up beyond the hold-back before the next check and release
+FIRST_RELEASE = 8  # the same before the first release: the answer starts showing soon (time to first token)
 
 
 class StreamGuard:
@@ -52,9 +53,10 @@ class StreamGuard:
         """Checks run when a window's worth has piled up beyond the hold-back, not on every token."""
         if self.blocked or not delta:
             return ""
+        first = len(self.pending) == len(self.raw)  # nothing sent yet
         self.raw += delta
         self.pending += delta
-        if len(self.pending) < self.window + RELEASE or not self._check_tail():
+        if len(self.pending) < self.window + (FIRST_RELEASE if first else RELEASE) or not self._check_tail():
             return ""
         return self._release(len(self.pending) - self.window)
 
