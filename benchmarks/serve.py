@@ -77,15 +77,18 @@ async def conversation(url: str, model: str, turns: int = 5, tokens: int = 48) -
             messages.append({"role": "user", "content": q})
             body = {"model": model, "stream": True, "max_tokens": tokens, "temperature": 0, "messages": messages}
             start, first, text = time.perf_counter(), None, ""
-            async with client.stream("POST", "/v1/chat/completions", json=body) as r:
-                async for line in r.aiter_lines():
-                    if not line.startswith("data: {"):
-                        continue
-                    choices = json.loads(line[6:]).get("choices") or []
-                    piece = choices[0].get("delta", {}).get("content") if choices else None
-                    if piece:
-                        first = first or time.perf_counter()
-                        text += piece
+            try:
+                async with client.stream("POST", "/v1/chat/completions", json=body) as r:
+                    async for line in r.aiter_lines():
+                        if not line.startswith("data: {"):
+                            continue
+                        choices = json.loads(line[6:]).get("choices") or []
+                        piece = choices[0].get("delta", {}).get("content") if choices else None
+                        if piece:
+                            first = first or time.perf_counter()
+                            text += piece
+            except httpx.TransportError:  # the server dropped the connection (or died): the turns stop here
+                return ttfts + [float("nan")] * (turns - len(ttfts))
             ttfts.append((first or time.perf_counter()) - start)
             messages.append({"role": "assistant", "content": text})
     return ttfts
