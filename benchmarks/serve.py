@@ -41,25 +41,29 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(int(round(q * (len(ordered) - 1))), len(ordered) - 1)]
 
 
+async def read_stream(client: httpx.AsyncClient, body: dict) -> tuple[int, str, float | None]:
+    """POST a streamed chat; (status, answer text, when its first piece came). Transport errors propagate."""
+    first, text = None, ""
+    async with client.stream("POST", "/v1/chat/completions", json=body) as r:
+        async for line in r.aiter_lines():
+            if not line.startswith("data: {"):
+                continue
+            choices = json.loads(line[6:]).get("choices") or []
+            piece = choices[0].get("delta", {}).get("content") if choices else None
+            if piece:
+                first = first or time.perf_counter()
+                text += piece
+    return r.status_code, text, first
+
+
 async def one_request(client: httpx.AsyncClient, model: str, topic: str, tokens: int, tokenizer) -> dict:
     body = {"model": model, "stream": True, "max_tokens": tokens, "temperature": 0, "repeat_penalty": 1.0,
             "messages": [{"role": "user", "content": f"Write a long essay about {topic}."}]}
     start = time.perf_counter()
-    first = None
-    text = ""
     try:
-        async with client.stream("POST", "/v1/chat/completions", json=body) as r:
-            status = r.status_code
-            async for line in r.aiter_lines():
-                if not line.startswith("data: {"):
-                    continue
-                choices = json.loads(line[6:]).get("choices") or []
-                piece = choices[0].get("delta", {}).get("content") if choices else None
-                if piece:
-                    first = first or time.perf_counter()
-                    text += piece
+        status, text, first = await read_stream(client, body)
     except httpx.TransportError:
-        status = 599  # the server dropped the connection: counted with the 5xx
+        status, text, first = 599, "", None  # the server dropped the connection: counted with the 5xx
     end = time.perf_counter()
     n = len(tokenizer(text, add_special_tokens=False)["input_ids"]) if text else 0
     return {"status": status, "ttft": (first or end) - start, "tokens": n,
@@ -76,17 +80,9 @@ async def conversation(url: str, model: str, turns: int = 5, tokens: int = 48) -
         for q in questions[:turns]:
             messages.append({"role": "user", "content": q})
             body = {"model": model, "stream": True, "max_tokens": tokens, "temperature": 0, "messages": messages}
-            start, first, text = time.perf_counter(), None, ""
+            start = time.perf_counter()
             try:
-                async with client.stream("POST", "/v1/chat/completions", json=body) as r:
-                    async for line in r.aiter_lines():
-                        if not line.startswith("data: {"):
-                            continue
-                        choices = json.loads(line[6:]).get("choices") or []
-                        piece = choices[0].get("delta", {}).get("content") if choices else None
-                        if piece:
-                            first = first or time.perf_counter()
-                            text += piece
+                _, text, first = await read_stream(client, body)
             except httpx.TransportError:  # the server dropped the connection (or died): the turns stop here
                 return ttfts + [float("nan")] * (turns - len(ttfts))
             ttfts.append((first or time.perf_counter()) - start)

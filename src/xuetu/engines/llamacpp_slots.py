@@ -17,7 +17,6 @@ import numpy as np
 
 from xuetu.engines.base import Chunk, GenerateOptions
 from xuetu.engines.text import StopStringStream
-from xuetu.errors import Unavailable
 
 REPEAT_WINDOW = 64  # tokens the repetition penalty looks back over, prompt included, as in the transformers engine
 
@@ -51,7 +50,6 @@ class SlotContext:
         params.n_threads = params.n_threads_batch = engine.threads
         params.no_perf = True
         self.n_batch = n_batch
-        self.slots = slots
         self._ctx = _internals.LlamaContext(model=engine.llm._model, params=params, verbose=False)
         self.ctx = self._ctx.ctx
         self.pool = llama_cpp.llama_n_ctx(self.ctx)
@@ -178,7 +176,3 @@ class Answer:
         if self.sampler is not None:
             self._lib.llama_sampler_free(self.sampler)
             self.sampler = None
-
-
-class KVFull(Unavailable):
-    code = "kv_cache_full"

@@ -207,9 +207,8 @@ class SlotRunner:
             slot.todo = slot.todo[len(take):]
         self.peak_batch = max(self.peak_batch, sum(o is not None for o in owners))
         rc = self.ctx.decode(entries)
-        if rc != 0:
-            self._recover(rc, entries)
-            return
+        if rc != 0:  # a slot's stream holds its whole context, so this is llama.cpp failing, not a full cache
+            raise Unavailable(f"llama.cpp failed to decode (llama_decode returned {rc})", code="decode_failed")
         for index, slot in enumerate(owners):
             if slot is None:
                 continue
@@ -221,26 +220,6 @@ class SlotRunner:
                 slot.todo = [token]
                 if chunk is not None:
                     slot.request.emit(chunk)
-
-    def _recover(self, rc: int, entries) -> None:
-        """The batch did not fit in the KV cache (rc 1): evict idle slots' caches, or end the longest answer."""
-        for token, pos, seq, _ in entries:  # undo what this batch claimed
-            slot = self.slots[seq]
-            if slot.cached and pos < len(slot.cached):
-                slot.todo = slot.cached[pos:] + slot.todo
-                del slot.cached[pos:]
-        for slot in self.slots:
-            self.ctx.forget(slot.id, len(slot.cached))
-        if rc != 1:
-            raise Unavailable(f"llama.cpp failed to decode (llama_decode returned {rc})", code="decode_failed")
-        idle = [s for s in self.slots if not s.busy and s.cached]
-        if idle:
-            for slot in idle:
-                slot.cached = []
-                self.ctx.forget(slot.id)
-            return
-        longest = max((s for s in self.slots if s.busy), key=lambda s: len(s.cached))
-        self._end(longest, Chunk("", longest.answer.prompt_tokens, longest.answer.n_out, "length"))
 
     def _end(self, slot: Slot, final: Chunk | BaseException | None = None) -> None:
         """Free the slot (its cache stays for the next turn), then send the answer's last chunk or error."""
