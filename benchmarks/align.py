@@ -118,10 +118,10 @@ def run_trl(data: str, ref_mode: str) -> dict:
     import torch
     from datasets import Dataset
     from peft import LoraConfig
-    from transformers import AutoModelForCausalLM
     from trl import DPOConfig, DPOTrainer
 
     from xuetu import models
+    from xuetu.models.weights import causal_lm
     from xuetu.train.finetune import load_tokenizer
 
     timed = {"ref": 0.0}
@@ -140,7 +140,7 @@ def run_trl(data: str, ref_mode: str) -> dict:
     ref = models.resolve("smollm2:135m")
     tok = load_tokenizer(ref.hf_dir)
     rows = tokenized_pairs(data, tok)
-    model = AutoModelForCausalLM.from_pretrained(ref.hf_dir, dtype=torch.float32)
+    model = causal_lm(ref.hf_dir, dtype=torch.float32)
     out = tempfile.mkdtemp()
     config = DPOConfig(output_dir=out, per_device_train_batch_size=HP["batch_size"], learning_rate=HP["lr"],
                        num_train_epochs=HP["epochs"], lr_scheduler_type="cosine", warmup_steps=0.05, beta=HP["beta"],

@@ -71,7 +71,9 @@ def run_xuetu(data: str, precision: str) -> dict:
 def run_trainer(data: str, precision: str) -> dict:
     import torch
     from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer, DataCollatorForSeq2Seq, Trainer, TrainingArguments
+    from transformers import AutoTokenizer, DataCollatorForSeq2Seq, Trainer, TrainingArguments
+
+    from xuetu.models.weights import causal_lm
 
     import xuetu.data
     from xuetu import models
@@ -82,7 +84,7 @@ def run_trainer(data: str, precision: str) -> dict:
     for record in xuetu.data.load(data):
         ex = xuetu.data.tokenize_for_training(tok, record, HP["max_length"])
         examples.append({"input_ids": ex.input_ids, "labels": ex.labels, "attention_mask": [1] * len(ex.input_ids)})
-    model = AutoModelForCausalLM.from_pretrained(ref.hf_dir, dtype=torch.float32)
+    model = causal_lm(ref.hf_dir, dtype=torch.float32)
     model = get_peft_model(model, LoraConfig(r=HP["r"], lora_alpha=HP["alpha"], lora_dropout=0.0,
                                              target_modules="all-linear", task_type="CAUSAL_LM"))
     out = tempfile.mkdtemp()

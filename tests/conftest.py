@@ -23,7 +23,7 @@ for _var, _sub in {"HOME": "home", "XDG_CACHE_HOME": "home/.cache", "XDG_CONFIG_
     (SANDBOX / _sub).mkdir(parents=True, exist_ok=True)
     os.environ[_var] = str(SANDBOX / _sub)
 for _var in ("XUETU_HUB", "XUETU_PROGRESS", "HF_TOKEN", "HF_HUB_CACHE", "TRANSFORMERS_CACHE",
-             "SENTENCE_TRANSFORMERS_HOME", "OPENAI_API_KEY", "OPENAI_BASE_URL"):
+             "SENTENCE_TRANSFORMERS_HOME", "OPENAI_API_KEY", "OPENAI_BASE_URL", "XUETU_HUB_KERNELS", "USE_HUB_KERNELS"):
     os.environ.pop(_var, None)
 
 import pytest  # noqa: E402

@@ -31,10 +31,11 @@ class TransformersEngine:
 
     def __init__(self, ref: ModelRef, device: str | None = None, dtype: str | None = None, quant: str | None = None):
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoTokenizer
         from transformers.utils import logging as hf_logging
 
         from xuetu.engines import check_quant
+        from xuetu.models.weights import causal_lm
         from xuetu.engines.quant import quantize_int8, weight_bytes
         from xuetu.models import resolve
 
@@ -59,7 +60,7 @@ class TransformersEngine:
             if ref.adapter_dir is not None and (ref.adapter_dir / "tokenizer_config.json").is_file():
                 tok_src, tok_extra = ref.adapter_dir, {}  # an adapter trained with a fallback chat template
             self.tokenizer = AutoTokenizer.from_pretrained(tok_src, **tok_extra)
-            model = AutoModelForCausalLM.from_pretrained(src, dtype=self.dtype, **extra)
+            model = causal_lm(src, dtype=self.dtype, **extra)
             if ref.adapter_dir is not None:
                 import warnings
 

@@ -15,12 +15,14 @@ def gguf_to_hf(gguf: Path, out: Path) -> None:
     """Write config, safetensors weights (fp32) and tokenizer for `gguf` into `out`."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from xuetu.models.weights import causal_lm
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
     try:
         tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        loaded = causal_lm(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     except Exception as e:  # transformers covers many but not all GGUF architectures
         raise XuetuError(f"transformers cannot read {gguf.name}: {e}",
                          "The model still runs on the llama.cpp engine; training needs a Hugging Face folder.") from None

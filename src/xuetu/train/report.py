@@ -16,12 +16,11 @@ from xuetu.train.packing import collate, one_per_sequence
 
 
 def _load(ref):
-    from transformers import AutoModelForCausalLM
-
     from xuetu import models
+    from xuetu.models.weights import causal_lm
 
     holder = models.resolve(ref.base) if ref.base else ref
-    model = AutoModelForCausalLM.from_pretrained(holder.hf_dir, dtype=torch.float32)
+    model = causal_lm(holder.hf_dir, dtype=torch.float32)
     if ref.adapter_dir is not None:
         from peft import PeftModel
 

@@ -59,6 +59,6 @@ def names() -> list[str]:
 
 
 def load_plain(model_dir, args, dtype):
-    from transformers import AutoModelForCausalLM
+    from xuetu.models.weights import causal_lm
 
-    return AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
+    return causal_lm(model_dir, dtype=dtype)

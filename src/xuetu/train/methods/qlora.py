@@ -25,12 +25,14 @@ def check_available() -> None:
 
 def load(model_dir, args, dtype):
     import torch
-    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+    from transformers import BitsAndBytesConfig
+
+    from xuetu.models.weights import causal_lm
 
     check_available()
     quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
                                bnb_4bit_compute_dtype=torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
-    return AutoModelForCausalLM.from_pretrained(model_dir, quantization_config=quant, device_map={"": 0})
+    return causal_lm(model_dir, quantization_config=quant, device_map={"": 0})
 
 
 def prepare(model, args, tokenizer):
