@@ -1,10 +1,12 @@
 """The training speed-ups change nothing but speed: packed attention without a mask gives the same loss
 and gradients as the block-diagonal 4D mask, and the fused LoRA forward the same as PEFT's."""
 
+import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from xuetu.train.attention import NAME, segments, use_packed_attention
+from xuetu.train import attention
+from xuetu.train.attention import NAME, block_causal, segments, use_packed_attention
 from xuetu.train.loss import CausalLMLoss
 from xuetu.train.packing import Sequence, collate
 
@@ -14,7 +16,21 @@ def test_segments_restart_at_zero():
     assert segments(pos) == [[(0, 3), (3, 5), (5, 6)], [(0, 2), (2, 4), (4, 6)]]
 
 
-def test_same_loss_and_gradients_as_the_4d_mask(tiny_dir):
+def test_block_causal_mask_keeps_examples_apart():
+    pos = torch.tensor([[0, 1, 2, 0, 1, 0]])
+    mask = block_causal(pos)
+    assert mask.shape == (1, 1, 6, 6) and mask.dtype == torch.bool
+    assert mask[0, 0].tolist()[4] == [False, False, False, True, True, False]  # token 4 sees its example's 0..1
+    assert mask[0, 0].tolist()[5] == [False] * 5 + [True]
+    assert block_causal(pos) is mask  # every layer of one forward gets the mask built once
+    assert block_causal(pos.clone()) is not mask
+
+
+@pytest.mark.parametrize("path", ["pieces", "masked"])  # the CPU's loop, and the GPU's one call (run on the CPU)
+def test_same_loss_and_gradients_as_the_4d_mask(tiny_dir, path, monkeypatch):
+    calls = []
+    chosen = getattr(attention, path)
+    monkeypatch.setattr(attention, "pieces", lambda *a, **k: calls.append(path) or chosen(*a, **k))
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_pretrained(tiny_dir, dtype=torch.float32)  # grouped-query: 4 heads, 2 kv
     seqs = [Sequence(list(range(5, 25)), list(range(5, 25)), list(range(8)) + list(range(12)), [0] * 8 + [1] * 12),
@@ -35,6 +51,7 @@ def test_same_loss_and_gradients_as_the_4d_mask(tiny_dir):
     assert model.config._attn_implementation == impl  # generation gets its own attention back
     assert abs(ref[0] - got[0]) < 1e-4 and ref[1] == got[1]
     assert len(ref[2]) == len(got[2]) and all(torch.allclose(a, b, atol=1e-6) for a, b in zip(ref[2], got[2]))
+    assert calls and set(calls) == {path}
 
 
 def test_generation_inside_the_context_still_works(tiny_dir):

@@ -196,11 +196,12 @@ def load_data(args: TrainArgs, tokenizer, pack: bool, main: bool) -> Data:
 
 def load_model(method, hf_dir: Path, args: TrainArgs, tokenizer, accelerator):
     """The base model as the method loads and prepares it, and the dtype its frozen weights are kept in."""
-    # With bf16 on a CPU the frozen base is stored in bf16, so autocast does not cast it at every matrix multiply;
-    # its weights take half the bytes, but a run's peak memory was not lower than in fp32 (benchmarks/RESULTS.md,
-    # LoRA training). The trained weights stay fp32 (PEFT keeps adapters in fp32) and autocast computes in bf16.
-    cpu_bf16 = accelerator.mixed_precision == "bf16" and not torch.cuda.is_available() and method.ADAPTER
-    dtype = torch.bfloat16 if cpu_bf16 else torch.float32
+    # With bf16 (a GPU's default, a CPU's choice) an adapter's frozen base is stored in bf16, so autocast does not
+    # cast it at every matrix multiply; its weights take half the bytes (on a CPU a run's peak memory was not lower
+    # than in fp32: benchmarks/RESULTS.md, LoRA training). The trained weights stay fp32 (PEFT keeps adapters in
+    # fp32) and autocast computes in bf16. A full fine-tune keeps fp32 master weights.
+    bf16_base = accelerator.mixed_precision == "bf16" and method.ADAPTER
+    dtype = torch.bfloat16 if bf16_base else torch.float32
     if accelerator.is_main_process and args.precision == "auto" and not torch.cuda.is_available() and cpu_has_bf16():
         note("this CPU has bf16 units; --set precision=bf16 trained LoRA faster in our benchmarks "
              "(benchmarks/RESULTS.md)")
