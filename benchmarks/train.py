@@ -43,7 +43,7 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_xuetu(data: str, precision: str) -> dict:
+def run_xuetu(data: str, precision: str, model: str = "smollm2:135m") -> dict:
     from xuetu.train import args as targs
     from xuetu.train.finetune import finetune
 
@@ -56,7 +56,7 @@ def run_xuetu(data: str, precision: str) -> dict:
     from xuetu.models import store
 
     out = f"bench-lora-{os.getpid()}"
-    args = targs.TrainArgs(model="smollm2:135m", data=data, method="lora", out=out, epochs=HP["epochs"],
+    args = targs.TrainArgs(model=model, data=data, method="lora", out=out, epochs=HP["epochs"],
                            batch_size=1, grad_accum=2, lr=HP["lr"], max_length=384, val_fraction=0.0,
                            evaluate=False, min_steps=0, save_every=10**6, seed=HP["seed"], precision=precision,
                            lora=targs.LoraArgs(r=HP["r"], alpha=HP["alpha"], dropout=0.0))
@@ -68,7 +68,7 @@ def run_xuetu(data: str, precision: str) -> dict:
     return {"tokens": metrics[-1]["tokens"], "seconds": seconds, "steps": result.steps, "final_loss": metrics[-1]["loss"]}
 
 
-def run_trainer(data: str, precision: str) -> dict:
+def run_trainer(data: str, precision: str, model: str = "smollm2:135m") -> dict:
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoTokenizer, DataCollatorForSeq2Seq, Trainer, TrainingArguments
@@ -78,7 +78,7 @@ def run_trainer(data: str, precision: str) -> dict:
     import xuetu.data
     from xuetu import models
 
-    ref = models.resolve("smollm2:135m")
+    ref = models.resolve(model)
     tok = AutoTokenizer.from_pretrained(ref.hf_dir)
     examples = []
     for record in xuetu.data.load(data):
