@@ -16,6 +16,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -158,6 +159,18 @@ def render(outcomes: list[Outcome], details: list[str], started: dt.datetime, en
     return text
 
 
+KEPT = ("gpu",)
+"""Sections measured on another machine (benchmarks/gpu.py, on a lent GPU): a CPU run cannot remeasure them, so
+they are carried over from the old file as they were, each still saying where and when it was measured."""
+
+
+def kept_sections(old: Path) -> str:
+    text = old.read_text(encoding="utf-8") if old.exists() else ""
+    blocks = [m.group(0) for name in KEPT
+              for m in [re.search(rf"<!-- {name}:start -->.*?<!-- {name}:end -->", text, flags=re.S)] if m]
+    return "".join("\n" + b + "\n" for b in blocks)
+
+
 def run(plan: tuple[Bench, ...], out: Path = RESULTS, bench_dir: Path = HERE, logs: Path = LOGS) -> int:
     """Run every benchmark of `plan`, write `out` whole; 0 when all of them recorded their section, else 1."""
     bench_dir = bench_dir.resolve()
@@ -176,7 +189,8 @@ def run(plan: tuple[Bench, ...], out: Path = RESULTS, bench_dir: Path = HERE, lo
                                                if outcome.failure else ""), flush=True)
     total = time.perf_counter() - t0
     tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(render(outcomes, details, started, dt.datetime.now(dt.timezone.utc), total), encoding="utf-8")
+    tmp.write_text(render(outcomes, details, started, dt.datetime.now(dt.timezone.utc), total) + kept_sections(out),
+                   encoding="utf-8")
     os.replace(tmp, out)
     failed = [o for o in outcomes if o.failure]
     print(f"wrote {out}: {len(outcomes) - len(failed)} of {len(outcomes)} benchmarks recorded, "

@@ -99,3 +99,14 @@ def test_a_benchmark_past_its_time_limit_is_stopped_with_the_processes_it_starte
     assert "## After" in text
     stat = Path(f"/proc/{pid_file.read_text()}/stat")  # the server the benchmark started went with it
     assert not stat.exists() or stat.read_text().split(") ")[1].startswith("Z")  # gone, or dead and not yet reaped
+
+
+def test_a_gpu_section_measured_elsewhere_survives_a_cpu_run(bench_dir, tmp_path):
+    out = tmp_path / "RESULTS.md"
+    gpu = _record.section_block("gpu", "GPU: training and serving on a lent card", "*Measured alone on an H200.*\n\n"
+                                "| 1 stream | 128 | 401.0 |")
+    out.write_text(f"# old results\n\n{gpu}\n", encoding="utf-8")
+    run_all.run(PLAN, out=out, bench_dir=bench_dir, logs=tmp_path / "logs")
+    text = out.read_text(encoding="utf-8")
+    assert "# old results" not in text and text.count(gpu) == 1  # rewritten whole, the GPU section carried over
+    assert text.index("<!-- slow:end -->") < text.index("<!-- gpu:start -->")
