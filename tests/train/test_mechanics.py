@@ -93,7 +93,8 @@ def test_checkpoint_round_trip_and_atomic_latest(tmp_path, tiny_dir):
     model = AutoModelForCausalLM.from_pretrained(tiny_dir)
     opt = build_optimizer(model, 1e-3, 0.0)
     sched = build_scheduler(opt, 10, 0, "constant")
-    checkpoint.save(tmp_path, 2, model, opt, sched, {"epoch": 1, "micro": 3})
+    trainable = {n: p.detach().clone() for n, p in model.named_parameters()}
+    checkpoint.save(tmp_path, 2, trainable, opt.state_dict(), "position", sched, {"epoch": 1, "micro": 3})
     (tmp_path / "checkpoints" / ".tmp-deadbeef").mkdir()  # a write killed half way
     first = next(model.parameters())
     with torch.no_grad():
@@ -101,10 +102,11 @@ def test_checkpoint_round_trip_and_atomic_latest(tmp_path, tiny_dir):
         first.add_(1.0)
     path = checkpoint.latest(tmp_path)
     assert path.name == "step-000002"
-    state = checkpoint.load(path, model, opt, sched)
-    assert state == {"epoch": 1, "micro": 3, "step": 2}
-    assert torch.equal(next(model.parameters()), saved)
+    saved_state = checkpoint.read(path)
+    assert saved_state.state == {"epoch": 1, "micro": 3, "step": 2} and saved_state.optimizer_keys == "position"
+    assert torch.equal(saved_state.weights[next(iter(trainable))], saved)
+    assert saved_state.scheduler == sched.state_dict()
     for step in (4, 6, 8):
-        checkpoint.save(tmp_path, step, model, opt, sched, {})
+        checkpoint.save(tmp_path, step, trainable, opt.state_dict(), "position", sched, {})
     names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
     assert names == ["latest", "step-000006", "step-000008"]  # old ones pruned, stale temp removed

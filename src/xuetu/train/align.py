@@ -95,8 +95,9 @@ def align(args: TrainArgs, resume: bool = True, progress: bool = True):
     with ft.packed_attention(model, batcher.packed), contextlib.closing(bar) if bar else contextlib.nullcontext():
         final = fit(t, trainable, data, batcher, args, bar)
     accelerator.wait_for_everyone()
+    whole = loop.final_weights(t)  # on every process: gathering a sharded model is collective
     if t.main:
-        ft.save(t.trained_model(), tokenizer, weights.ADAPTER, base, out, run.path / "final")
+        ft.save(t.trained_model(), tokenizer, weights.ADAPTER, base, out, run.path / "final", whole)
         held_out = evaluate(t, data, batcher) if data.val and objective.PAIRED else {}
         run.update(status="finished", finished_at=now(), steps=t.step, train_loss=final, **held_out)
         run.plot()

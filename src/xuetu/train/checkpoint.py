@@ -3,6 +3,9 @@
 A checkpoint is written into a temporary folder, flushed to disk, renamed to `step-NNNNNN`, and only
 then named in `latest` (itself replaced atomically). So `latest` always names a complete checkpoint:
 the trainable weights, optimizer, scheduler, RNG states, and where in the data the run was.
+
+This module writes and reads files; the weights and optimizer state it is given are already whole
+(gathered from every process under FSDP: see full_state.py), and only the main process calls `save`.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import os
 import random
 import shutil
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +27,15 @@ from xuetu.home import atomic_write_text
 KEEP = 2
 
 
-def trainable_state(model) -> dict[str, torch.Tensor]:
-    return {n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad}
+@dataclass
+class Checkpoint:
+    """What `read` finds in a checkpoint folder; the RNG states are restored as it is read."""
+
+    weights: dict[str, torch.Tensor]
+    optimizer: dict
+    optimizer_keys: str  # how the optimizer state is keyed (full_state.BY_POSITION or BY_NAME)
+    scheduler: dict
+    state: dict  # counters, fingerprint and step
 
 
 def _fsync_dir(path: Path) -> None:
@@ -38,14 +49,17 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def save(run_dir: Path, step: int, model, optimizer, scheduler, state: dict) -> Path:
+def save(run_dir: Path, step: int, weights: dict[str, torch.Tensor], optimizer: dict, optimizer_keys: str,
+         scheduler, state: dict) -> Path:
+    """Write a checkpoint of `weights` (the trainable ones) and `optimizer` (a state dict keyed as `optimizer_keys`
+    says), and name it in `latest`."""
     root = run_dir / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step-{step:06d}"
     tmp = root / f".tmp-{uuid.uuid4().hex}"
     tmp.mkdir()
-    save_file(trainable_state(model), tmp / "trainable.safetensors")
-    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp / "optim.pt")
+    save_file(weights, tmp / "trainable.safetensors")
+    torch.save({"optimizer": optimizer, "keys": optimizer_keys, "scheduler": scheduler.state_dict()}, tmp / "optim.pt")
     torch.save({"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}, tmp / "rng.pt")
     (tmp / "state.json").write_text(json.dumps({**state, "step": step}, indent=2), encoding="utf-8")
@@ -69,22 +83,15 @@ def latest(run_dir: Path) -> Path | None:
     return path if (path / "state.json").is_file() else None
 
 
-def load(path: Path, model, optimizer, scheduler) -> dict:
-    weights = load_file(path / "trainable.safetensors")
-    params = dict(model.named_parameters())
-    missing = [n for n in weights if n not in params]
-    if missing:
-        raise RuntimeError(f"checkpoint has weights the model lacks: {missing[:3]}")
-    with torch.no_grad():
-        for name, tensor in weights.items():
-            params[name].copy_(tensor.to(params[name].device, params[name].dtype))
+def read(path: Path) -> Checkpoint:
+    """A checkpoint's contents; its RNG states are restored (this process continues the saved random streams)."""
     opt = torch.load(path / "optim.pt", weights_only=False)
-    optimizer.load_state_dict(opt["optimizer"])
-    scheduler.load_state_dict(opt["scheduler"])
     rng = torch.load(path / "rng.pt", weights_only=False)
     torch.set_rng_state(rng["torch"])
     np.random.set_state(rng["numpy"])
     random.setstate(rng["python"])
     if rng.get("cuda") is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(rng["cuda"])
-    return json.loads((path / "state.json").read_text(encoding="utf-8"))
+    # "position": checkpoints from before optimizer state could be keyed by name held torch's own state_dict.
+    return Checkpoint(load_file(path / "trainable.safetensors"), opt["optimizer"], opt.get("keys", "position"),
+                      opt["scheduler"], json.loads((path / "state.json").read_text(encoding="utf-8")))

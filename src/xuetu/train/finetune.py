@@ -122,8 +122,9 @@ def finetune(args: TrainArgs, resume: bool = True, progress: bool = True, build_
         fitted = fit(t, trainable, data, to_batch, per_rank, args, bar)
     # -- save and evaluate ----------------------------------------------------------------------------
     accelerator.wait_for_everyone()
+    weights = loop.final_weights(t)  # on every process: gathering a sharded model is collective
     if t.main:
-        save(t.trained_model(), tokenizer, method.ADAPTER, base, out, run.path / "final")
+        save(t.trained_model(), tokenizer, method.ADAPTER, base, out, run.path / "final", weights)
         should_evaluate = bool(args.evaluate and data.val_records)
         run.update(status="evaluating" if should_evaluate else "finished", finished_at=now(), steps=t.step,
                    train_loss=fitted.train_loss, val_loss=fitted.val_loss, stopped_early=fitted.stopped_early)
@@ -365,10 +366,11 @@ def should_stop(t: loop.Training, args: TrainArgs, began: float) -> bool:
 # -- save -------------------------------------------------------------------------------------------
 
 
-def save(trained, tokenizer, adapter: bool, base, out: str, final: Path) -> None:
+def save(trained, tokenizer, adapter: bool, base, out: str, final: Path, weights: dict | None = None) -> None:
     """The trained weights into the run folder, and from there a new model in the store: an adapter over
-    the base, or a whole model."""
-    trained.save_pretrained(final)
+    the base, or a whole model. `weights` is the whole state dict gathered under FSDP or DeepSpeed
+    (loop.final_weights), where `trained` itself holds only this process's shard."""
+    trained.save_pretrained(final, state_dict=weights)
     if adapter:
         if tokenizer.chat_template and not _has_template(base.hf_dir):
             tokenizer.save_pretrained(final)  # the fallback template travels with the adapter

@@ -97,8 +97,9 @@ def grpo(args: TrainArgs, resume: bool = True, progress: bool = True):
     with contextlib.closing(bar) if bar else contextlib.nullcontext():
         last = fit(t, trainable, tasks, tokenizer, scorer, args, bar)
     accelerator.wait_for_everyone()
+    whole = loop.final_weights(t)  # on every process: gathering a sharded model is collective
     if t.main:
-        ft.save(t.trained_model(), tokenizer, weights.ADAPTER, base, out, run.path / "final")
+        ft.save(t.trained_model(), tokenizer, weights.ADAPTER, base, out, run.path / "final", whole)
         run.update(status="finished", finished_at=now(), steps=t.step, train_loss=last)
         run.plot()
     accelerator.wait_for_everyone()

@@ -20,7 +20,7 @@ import torch
 from xuetu import models
 from xuetu.errors import Conflict, XuetuError
 from xuetu.notify import note
-from xuetu.train import checkpoint
+from xuetu.train import checkpoint, full_state
 from xuetu.train.runs import Run
 
 
@@ -64,7 +64,27 @@ def make_accelerator(precision_choice: str):
     shared = AcceleratorState._shared_state
     if shared and shared.get("_mixed_precision") not in (None, precision) and int(os.environ.get("WORLD_SIZE", "1")) == 1:
         AcceleratorState._reset_state()  # a second run in one process (tests, the server) with another precision
-    return Accelerator(mixed_precision=precision, cpu=not torch.cuda.is_available())
+    accelerator = Accelerator(mixed_precision=precision, cpu=not torch.cuda.is_available())
+    if os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true" and accelerator.distributed_type.name == "MULTI_CPU":
+        fsdp_on_cpu(accelerator)
+    return accelerator
+
+
+def fsdp_on_cpu(accelerator) -> None:
+    """Turn on FSDP for processes without a GPU, which `accelerate launch` asked for (recipes/accelerate/cpu-fsdp.yaml).
+    accelerate 1.16 builds the FSDP plugin from the launcher's settings but, on a CPU, keeps plain multi-CPU data
+    parallel; torch's FSDP2 (fully_shard) runs on the CPU over gloo, so this is how the sharded path is tested
+    without GPUs. FSDP1 refuses a machine without an accelerator."""
+    from accelerate.state import PartialState
+    from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
+
+    plugin = FullyShardedDataParallelPlugin()  # from the FSDP_* settings accelerate launch exported
+    if plugin.fsdp_version != 2:
+        raise XuetuError("FSDP on a CPU needs FSDP2: torch's FSDP1 runs only on GPUs",
+                         "Set fsdp_version: 2 in the accelerate config (as recipes/accelerate/cpu-fsdp.yaml does).")
+    accelerator.state.fsdp_plugin = plugin
+    accelerator.state.distributed_type = DistributedType.FSDP
+    PartialState._shared_state["distributed_type"] = DistributedType.FSDP
 
 
 def sharded(accelerator) -> bool:
@@ -110,15 +130,19 @@ class Training:
 
 def resume(t: Training, model, out: str, changed: str, hint: str) -> None:
     """Continue from the run's last checkpoint: weights, optimizer, schedule, counters and step. `changed`
-    names what a different fingerprint means ("the data or settings"); `hint` says what to do then."""
+    names what a different fingerprint means ("the data or settings"); `hint` says what to do then.
+    Every process reads the checkpoint; under FSDP each keeps its own shard of it."""
     latest = checkpoint.latest(t.run.path)
     if latest is None:
         return
-    saved = checkpoint.load(latest, model, t.optimizer, t.scheduler)
-    if saved.get("fingerprint") != t.fingerprint:
+    saved = checkpoint.read(latest)
+    if saved.state.get("fingerprint") != t.fingerprint:
         raise XuetuError(f"{changed} changed since the checkpoint in {t.run.path}", hint)
-    t.counters.update({k: saved[k] for k in t.counters})
-    t.step = saved["step"]
+    full_state.restore(t.accelerator, t.loss_module, model, t.optimizer, saved.weights, saved.optimizer,
+                       saved.optimizer_keys)
+    t.scheduler.load_state_dict(saved.scheduler)
+    t.counters.update({k: saved.state[k] for k in t.counters})
+    t.step = saved.state["step"]
     if t.main:
         t.run.truncate_metrics(t.step)
         note(f"resuming {out} from step {t.step} of {t.total_steps}")
@@ -161,10 +185,22 @@ def validation_loss(t: Training, batches: Iterable[dict]) -> float:
 
 
 def save_checkpoint(t: Training) -> None:
+    """Every process takes part (under FSDP the whole state is gathered from all of them); the main one writes."""
+    acc = t.accelerator
+    weights = full_state.gather_weights(acc, t.loss_module, t.trained_model(), trainable_only=True)
+    optimizer = full_state.gather_optimizer(acc, t.loss_module, t.optimizer)
     if t.main:
-        checkpoint.save(t.run.path, t.step, t.trained_model(), t.optimizer, t.scheduler,
+        checkpoint.save(t.run.path, t.step, weights, optimizer, full_state.optimizer_keys(acc), t.scheduler,
                         {**t.counters, "fingerprint": t.fingerprint})
-    t.accelerator.wait_for_everyone()
+    acc.wait_for_everyone()
+
+
+def final_weights(t: Training) -> dict | None:
+    """The trained model's whole state dict to save it from, on the main process: gathered from every process
+    under FSDP and DeepSpeed (so call this on all of them); None where the model holds all its weights itself."""
+    if full_state.kind(t.accelerator) == "NO":
+        return None
+    return full_state.gather_weights(t.accelerator, t.loss_module, t.trained_model(), trainable_only=False)
 
 
 def progress_bar(t: Training, enabled: bool, desc: str):

@@ -99,9 +99,10 @@ def pretrain(args: PretrainArgs, resume: bool = True, progress: bool = True) -> 
         val = fit(t, model, corpus, batches_per_epoch, args, bar)
     # -- save -----------------------------------------------------------------------------------------
     t.accelerator.wait_for_everyone()
+    whole = loop.final_weights(t)  # on every process: gathering a sharded model is collective
     if t.main:
         final = t.run.path / "final"
-        t.trained_model().save_pretrained(final)
+        t.trained_model().save_pretrained(final, state_dict=whole)
         tokenizer.save_pretrained(final)
         models.create(out, final, progress=False)
         t.run.update(status="finished", finished_at=now(), steps=t.step, val_loss=val,
