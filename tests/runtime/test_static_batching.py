@@ -244,3 +244,21 @@ def test_smollm2_answers_as_alone(smollm2):
     finally:
         runner.close()
     assert got == [alone(reference, [{"role": "user", "content": q}], 16) for q in questions]
+
+
+def test_loading_picks_the_static_runner_within_the_memory_left(tiny, monkeypatch):
+    from xuetu.runtime import loading
+    from xuetu.runtime.batching import BatchRunner
+    from xuetu.runtime.placement import place
+
+    running = loading.load(place(tiny), max_batch=4, memory_left=10**9)
+    try:
+        assert type(running.runner) is StaticBatchRunner and running.runner.info()["slots"] == 4
+        assert running.size == running.encoder.info()["weights_bytes"] + running.runner.kv_bytes
+        assert running.encoder.context_length == running.runner.max_len  # prompts are checked against a slot
+    finally:
+        running.runner.close()
+    monkeypatch.setenv("XUETU_STATIC_KV", "0")
+    running = loading.load(place(tiny), max_batch=4)
+    running.runner.close()
+    assert type(running.runner) is BatchRunner

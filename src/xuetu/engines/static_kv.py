@@ -29,14 +29,29 @@ class StaticKV:
     def __init__(self, config, slots: int, max_len: int, dtype: torch.dtype, device: str):
         layers, kv_heads, head_dim = shape(config)
         self.slots, self.max_len = slots, max_len
-        self.keys = [torch.zeros(slots, kv_heads, max_len, head_dim, dtype=dtype, device=device) for _ in range(layers)]
-        self.values = [torch.zeros_like(k) for k in self.keys]
+        size = (slots, kv_heads, max_len, head_dim)
+        self.keys = [zeros(size, dtype, device) for _ in range(layers)]
+        self.values = [zeros(size, dtype, device) for _ in range(layers)]
         self.bytes = 2 * sum(k.numel() * k.element_size() for k in self.keys)
 
     def mark_static(self) -> None:
         """Tell torch.compile the buffers keep their addresses, so a CUDA graph may write them in place."""
         for t in self.keys + self.values:
             torch._dynamo.mark_static_address(t)
+
+
+def zeros(size: tuple[int, ...], dtype: torch.dtype, device: str) -> torch.Tensor:
+    """A zeroed buffer. On the CPU it comes from calloc (numpy's zeros): the pages cost memory only once written,
+    so a cache sized for long answers weighs what the answers use (torch.zeros would touch every page). Zeros, not
+    garbage, because a masked position still enters attention's matrix products, and NaN times 0 is NaN."""
+    if str(device) != "cpu":
+        return torch.zeros(size, dtype=dtype, device=device)
+    import math
+
+    import numpy as np
+
+    nbytes = math.prod(size) * torch.empty(0, dtype=dtype).element_size()
+    return torch.from_numpy(np.zeros(nbytes, dtype=np.uint8)).view(dtype).view(size)
 
 
 def shape(config) -> tuple[int, int, int]:
