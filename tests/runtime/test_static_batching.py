@@ -262,3 +262,18 @@ def test_loading_picks_the_static_runner_within_the_memory_left(tiny, monkeypatc
     running = loading.load(place(tiny), max_batch=4)
     running.runner.close()
     assert type(running.runner) is BatchRunner
+
+
+def test_a_failed_prefill_fails_its_requests_and_keeps_its_slots(tiny_engines):
+    runner, _ = tiny_engines
+    hook = runner.model.register_forward_pre_hook(lambda *a: (_ for _ in ()).throw(RuntimeError("out of memory")))
+
+    async def main():
+        return await collect(runner, request(runner.engine, PROMPTS[0], max_tokens=4))
+
+    try:
+        with pytest.raises(RuntimeError, match="out of memory"):
+            asyncio.run(main())
+    finally:
+        hook.remove()
+    assert runner._free == [0, 1, 2, 3]

@@ -105,9 +105,15 @@ class StaticBatchRunner(BatchRunner):
         last = torch.tensor(lengths, device=self.device)[:, None] - 1  # (B, 1) each row's last prompt token
         positions = torch.arange(T, device=self.device).expand(len(starting), T)  # (B, T)
         self.forwards += 1
-        out = self.model(input_ids=ids.to(self.device), position_ids=positions, use_cache=False, logits_to_keep=last,
-                         xuetu_kv=self.kv, xuetu_slots=torch.tensor(slots, device=self.device),
-                         **self._adapter_kwargs([r for r, _ in starting]))
+        try:
+            out = self.model(input_ids=ids.to(self.device), position_ids=positions, use_cache=False,
+                             logits_to_keep=last, xuetu_kv=self.kv, xuetu_slots=torch.tensor(slots, device=self.device),
+                             **self._adapter_kwargs([r for r, _ in starting]))
+        except Exception as e:  # these requests are not rows yet: the worker's handler would not reach them
+            self._free = sorted(self._free + slots)
+            for request, _ in starting:
+                request.emit(e)
+            return
         logits = out.logits[:, -1].float()  # (B, vocab)
         for i, (request, seq) in enumerate(starting):
             token = seq.pick(logits[i])
