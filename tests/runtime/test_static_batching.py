@@ -277,3 +277,35 @@ def test_a_failed_prefill_fails_its_requests_and_keeps_its_slots(tiny_engines):
     finally:
         hook.remove()
     assert runner._free == [0, 1, 2, 3]
+
+
+def test_the_compiled_decode_path_answers_as_eager(tiny, monkeypatch):
+    """torch.compile is stood in for by a recorder (no CUDA here): the runner warms every bucket on its worker,
+    decodes through the compiled callable over the whole slot length, and answers as the engine alone."""
+    import torch
+
+    calls = []
+
+    def fake_compile(fn, **kw):
+        assert kw == {"mode": "reduce-overhead", "dynamic": False}
+
+        def compiled(ids, positions, mask):
+            calls.append((ids.shape[0], mask.shape[-1]))
+            return fn(ids, positions, mask)
+        return compiled
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    monkeypatch.setattr(torch._dynamo, "mark_static_address", lambda t: None)
+    runner, reference = StaticBatchRunner(load(tiny), max_batch=4, compile=True), load(tiny)
+    try:
+        async def main():
+            reqs = [request(runner.engine, p, max_tokens=10) for p in PROMPTS[:3]]
+            submit_together(runner, reqs)
+            return await asyncio.gather(*[collect(runner, r, submit=False) for r in reqs])
+
+        got = asyncio.run(main())
+    finally:
+        runner.close()
+    assert calls[:6] == [(1, 128), (1, 128), (2, 128), (2, 128), (4, 128), (4, 128)]  # warmed, two calls a bucket
+    assert {b for b, _ in calls[6:]} == {4} and {w for _, w in calls} == {128}  # 3 rows ride the bucket of 4
+    assert got == [alone(reference, p, 10) for p in PROMPTS[:3]]

@@ -66,6 +66,23 @@ class StaticBatchRunner(BatchRunner):
             self._compiled = torch.compile(self._decode_forward, mode="reduce-overhead", dynamic=False)
         super().__init__(engine, max_batch=slots, max_queue=max_queue)
 
+    def _work(self) -> None:
+        self._warm()
+        super()._work()
+
+    def _warm(self) -> None:
+        """Capture one graph per decode bucket before the first request, on the worker's thread (CUDA graph trees
+        belong to the thread that records them), so no answer waits for a compile. No rows exist yet: the dummy
+        steps write position 0 of free slots."""
+        if self._compiled is None:
+            return
+        sizes = sorted({bucket(n, self.kv.slots) for n in range(1, self.kv.slots + 1)})
+        with torch.inference_mode():
+            for size in sizes:
+                zero = torch.zeros(size, 1, dtype=torch.long, device=self.device)
+                for _ in range(2):  # reduce-overhead records on the second call of a shape
+                    self._decode(zero, zero, 1, {})
+
     def info(self) -> dict:
         return {"slots": self.kv.slots, "slot_context": self.max_len, "kv_cache_tokens": self.kv.slots * self.max_len,
                 "kv_cache_bytes": self.kv_bytes, "busy_slots": len(self._rows)}
