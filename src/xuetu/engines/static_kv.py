@@ -117,8 +117,8 @@ def static_attention(module, query, key, value, attention_mask, dropout: float =
 
     T > 1 is a prefill: each row is one whole prompt from position 0, right-padded, so plain causal attention over
     the fresh keys is exact (a real token never sees the padding after it). `xuetu_slots` (B,) names each row's
-    slot. T == 1 is a decode step: row b is slot b, and `attention_mask` (B, 1, 1, W) says which of the slot's first
-    W positions hold this row's tokens."""
+    slot. T == 1 is a decode step over the low slots (row b is slot b, `xuetu_slots` is 0..B-1), and
+    `attention_mask` (B, 1, 1, W) says which of the slot's first W positions hold this row's tokens."""
     if xuetu_kv is None:
         from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
@@ -126,10 +126,9 @@ def static_attention(module, query, key, value, attention_mask, dropout: float =
                                       **kwargs)
     keys, values = xuetu_kv.keys[module.layer_idx], xuetu_kv.values[module.layer_idx]
     B, H, T, D = query.shape
-    rows = xuetu_slots if xuetu_slots is not None else torch.arange(B, device=query.device)
     # write each row's new keys/values at its own positions: indices (B, 1) and (B, T) -> values (B, T, Hkv, D)
-    keys[rows[:, None], :, position_ids] = key.transpose(1, 2)
-    values[rows[:, None], :, position_ids] = value.transpose(1, 2)
+    keys[xuetu_slots[:, None], :, position_ids] = key.transpose(1, 2)
+    values[xuetu_slots[:, None], :, position_ids] = value.transpose(1, 2)
     if T > 1:
         out = F.scaled_dot_product_attention(query, key, value, is_causal=True, scale=scaling, enable_gqa=True)
         return out.transpose(1, 2), None  # (B, T, H, D)

@@ -60,6 +60,7 @@ class StaticBatchRunner(BatchRunner):
         self.kv_bytes = self.kv.bytes
         self._free = list(range(slots))  # slots without an answer, lowest taken first: rows stay in the low slots
         self.forwards = 0  # model forwards run (tests count prefills)
+        self._index = torch.arange(max(slots, self.max_len), device=engine.device)  # slot and position numbers
         self._compiled = None
         if compile_wanted(engine.device) if compile is None else compile:
             self.kv.mark_static()
@@ -174,11 +175,11 @@ class StaticBatchRunner(BatchRunner):
 
     def _valid(self, positions, window: int) -> torch.Tensor:
         """(B, 1, 1, window) bool: a row sees its slot's positions up to and including the one it writes now."""
-        return (torch.arange(window, device=self.device) <= positions)[:, None, None, :]
+        return (self._index[:window] <= positions)[:, None, None, :]
 
     def _decode_forward(self, ids, positions, mask, **adapter) -> torch.Tensor:
         out = self.model(input_ids=ids, position_ids=positions, attention_mask=mask, use_cache=False,
-                         xuetu_kv=self.kv, **adapter)
+                         xuetu_kv=self.kv, xuetu_slots=self._index[:ids.shape[0]], **adapter)  # row b is slot b
         return out.logits[:, -1]  # (B, vocab)
 
     def _drop_finished(self) -> None:
