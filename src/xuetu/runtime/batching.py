@@ -102,8 +102,7 @@ class BatchRunner:
                 done.set()
             try:
                 with torch.inference_mode():
-                    for request in joining:
-                        self._admit(request)
+                    self._admit_all(joining)
                     self._drop_finished()
                     if self._rows:
                         self._step()
@@ -111,7 +110,11 @@ class BatchRunner:
             except Exception as e:  # a failed step fails its requests, not the server
                 for row in self._rows:
                     row.request.emit(e)
-                self._rows, self._cache, self._mask = [], None, None
+                self._reset()
+
+    def _reset(self) -> None:
+        """Forget every row and its cache (after a failed step)."""
+        self._rows, self._cache, self._mask = [], None, None
 
     def _load_adapter(self, name: str, folder: str) -> None:
         import warnings
@@ -131,6 +134,10 @@ class BatchRunner:
             return {}
         names = [(r.request if isinstance(r, _Row) else r).adapter or BASE for r in rows]
         return {"adapter_names": names}
+
+    def _admit_all(self, requests: list[GenRequest]) -> None:
+        for request in requests:  # each prefilled alone: its cache is joined to the batch's, left-padded
+            self._admit(request)
 
     def _admit(self, request: GenRequest) -> None:
         if request.cancelled.is_set():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from xuetu import engines
@@ -16,7 +17,8 @@ SERVED_OWN_CTX = 256
 @dataclass
 class Running:
     runner: object
-    """What requests are submitted to (BatchRunner, SerialRunner, ConcurrentRunner), or the embedder."""
+    """What requests are submitted to (StaticBatchRunner, BatchRunner, SlotRunner, SerialRunner, ConcurrentRunner), or
+    the embedder."""
     encoder: object
     """What tokenizes prompts and knows the context length: the engine, or the embedder."""
     size: int
@@ -39,7 +41,8 @@ def estimate_bytes(holder: ModelRef, engine: str, quant: str | None) -> int:
 def load(placement: Placement, quant: str | None = None, max_batch: int = 16, max_queue: int = 64,
          memory_left: int | None = None) -> Running:
     """Load the placed weights and start their runner (blocking: call it off the event loop). `memory_left` is
-    what --max-memory leaves for this model: the llama.cpp slot runner sizes its KV cache within it."""
+    what --max-memory leaves for this model: the llama.cpp slot runner and the static batch runner size their KV
+    caches within it."""
     holder = placement.holder
     if placement.runner == "embedder":
         from xuetu.engines.embedder import open_embedder
@@ -58,11 +61,27 @@ def load(placement: Placement, quant: str | None = None, max_batch: int = 16, ma
         return Running(runner, eng, weights + runner.kv_bytes)
     eng = engines.load(holder, engine=placement.engine, quant=quant)
     if placement.runner == "batch":
-        from xuetu.runtime.batching import BatchRunner
-
-        # measured, INT8 rows and scales included
-        return Running(BatchRunner(eng, max_batch=max_batch, max_queue=max_queue), eng, eng.info()["weights_bytes"])
+        return batch_runner(eng, max_batch, max_queue, memory_left)
     from xuetu.runtime.runner import ConcurrentRunner, SerialRunner
 
     cls = ConcurrentRunner if placement.runner == "concurrent" else SerialRunner
     return Running(cls(eng, max_queue), eng, estimate_bytes(holder, placement.engine, quant))
+
+
+def batch_runner(eng, max_batch: int, max_queue: int, memory_left: int | None) -> Running:
+    """Continuous batching on the transformers engine: over a static KV cache sized within what --max-memory leaves
+    (and, on CUDA, within the card's free memory) for the model families it decodes exactly; otherwise, or with
+    XUETU_STATIC_KV=0, today's BatchRunner, whose cache grows with its answers. The static path is the faster one
+    on the CPU as well (no cache copied when answers join or leave, attention over the used positions only)."""
+    from xuetu.engines import static_kv
+
+    weights = eng.info()["weights_bytes"]  # measured, INT8 rows and scales included
+    if static_kv.supports(eng.model) and os.environ.get("XUETU_STATIC_KV", "1") != "0":
+        from xuetu.runtime.static_batching import StaticBatchRunner
+
+        budget = None if memory_left is None else memory_left - weights
+        runner = StaticBatchRunner(eng, max_batch=max_batch, max_queue=max_queue, kv_budget=budget)
+        return Running(runner, eng, weights + runner.kv_bytes)
+    from xuetu.runtime.batching import BatchRunner
+
+    return Running(BatchRunner(eng, max_batch=max_batch, max_queue=max_queue), eng, weights)

@@ -289,7 +289,8 @@ class ModelManager:
         return sum(getattr(m.runner, "depth", 0) for m in self.loaded.values())
 
     def kv_cache(self) -> dict:
-        """The llama.cpp slot runners' KV cache figures (runtime/slots.py), summed over loaded models."""
+        """KV cache figures of the runners that preallocate one (llama.cpp slots, static batching), summed over
+        loaded models."""
         total: dict = {}
         for m in list(self.loaded.values()):
             if hasattr(m.runner, "kv_bytes"):

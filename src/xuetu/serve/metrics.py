@@ -10,9 +10,10 @@ LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120
 RATE_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
 
 
-KV_GAUGES = (  # the llama.cpp slot runners' KV caches (runtime/slots.py), summed over loaded models
-    ("kv_cache_bytes", "xuetu_kv_cache_bytes", "Bytes of KV cache allocated by llama.cpp slot runners"),
-    ("slots", "xuetu_kv_cache_slots", "Sequence slots of llama.cpp slot runners"),
+KV_GAUGES = (  # KV caches of the llama.cpp slot runners (runtime/slots.py) and the static batch runners
+    # (runtime/static_batching.py), summed over loaded models; prompt reuse is the slot runners' alone
+    ("kv_cache_bytes", "xuetu_kv_cache_bytes", "Bytes of KV cache allocated by slot and static batch runners"),
+    ("slots", "xuetu_kv_cache_slots", "Sequence slots of slot and static batch runners"),
     ("busy_slots", "xuetu_kv_cache_busy_slots", "Slots decoding an answer now"),
     ("prompt_tokens", "xuetu_kv_prompt_tokens", "Prompt tokens submitted to slot runners since they loaded"),
     ("cached_tokens", "xuetu_kv_cached_prompt_tokens", "Of them, found in the slot's own cache (not evaluated)"),
