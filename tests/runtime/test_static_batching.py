@@ -251,6 +251,10 @@ def test_loading_picks_the_static_runner_within_the_memory_left(tiny, monkeypatc
     from xuetu.runtime.batching import BatchRunner
     from xuetu.runtime.placement import place
 
+    running = loading.load(place(tiny), max_batch=4)  # on a CPU the default is today's runner
+    running.runner.close()
+    assert type(running.runner) is BatchRunner
+    monkeypatch.setenv("XUETU_STATIC_KV", "1")  # the default on CUDA
     running = loading.load(place(tiny), max_batch=4, memory_left=10**9)
     try:
         assert type(running.runner) is StaticBatchRunner and running.runner.info()["slots"] == 4
