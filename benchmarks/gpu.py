@@ -3,7 +3,8 @@
 It runs on a machine with no network. The real weights are too large to send there, so it builds a model
 of the embedded architecture (SmolLM2-135M: its config and tokenizer, random bf16 weights) and adds it to a
 store of its own. Training is benchmarks/train.py's pair on the same data (bf16 on both sides, each side in
-its own process); serving goes through the transformers engine's runner, in process, with greedy answers.
+its own process); serving goes through the transformers engine's runner (the static KV cache runner, as on any
+CUDA card), in process, with greedy answers.
 It writes a "GPU" section into benchmarks/RESULTS.md.
 
 Three steps:
@@ -166,7 +167,7 @@ async def _level(runner, prompts: list[list[int]], tokens: int) -> dict:
             "per_stream": sum(single) / max(len(single), 1), "ttft": sorted(a[1] for a in answers)[len(answers) // 2]}
 
 
-def serving(tokens: int, streams: list[int]) -> list[dict]:
+def serving(tokens: int, streams: list[int]) -> tuple[list[dict], str]:
     from xuetu import models
     from xuetu.runtime.loading import load
     from xuetu.runtime.placement import place
@@ -177,7 +178,12 @@ def serving(tokens: int, streams: list[int]) -> list[dict]:
         prompts = [engine.encode([{"role": "user", "content": f"Write a long essay about topic {i}."}])
                    for i in range(max(streams))]
         asyncio.run(_level(running.runner, prompts[:1], 4))  # warm-up: kernels, allocator, any compiled graphs
-        return [asyncio.run(_level(running.runner, prompts[:n], tokens)) for n in streams]
+        rows = [asyncio.run(_level(running.runner, prompts[:n], tokens)) for n in streams]
+        info = running.runner.info() if hasattr(running.runner, "info") else {}
+        compiled = getattr(running.runner, "_compiled", None) is not None
+        runner = type(running.runner).__name__ + (f" ({info['slots']} slots of {info['slot_context']} tokens, "
+                                                  f"{'CUDA graphs' if compiled else 'eager'})" if info else "")
+        return rows, runner
     finally:
         running.runner.close()
 
@@ -193,7 +199,7 @@ def device_line() -> str:
     return f"CPU (dry run); torch {torch.__version__}"
 
 
-def report(train_rows: dict, serve_rows: list[dict], dry_run: bool, precision: str) -> str:
+def report(train_rows: dict, serve_rows: list[dict], runner: str, dry_run: bool, precision: str) -> str:
     t, x = train_rows["trainer"], train_rows["xuetu"]
     speed = lambda r: r["tokens"] / r["seconds"]  # noqa: E731
     versions = ", ".join(f"{p} {metadata.version(p)}" for p in ("transformers", "peft", "accelerate"))
@@ -208,7 +214,9 @@ def report(train_rows: dict, serve_rows: list[dict], dry_run: bool, precision: s
              f"xuetu / baseline: **{speed(x) / speed(t):.2f}x** tokens/s (target: at least 2x); peak GPU memory "
              + (f"{x['peak_gpu_mb'] / t['peak_gpu_mb']:.2f}x" if t["peak_gpu_mb"] else "n/a on a CPU")
              + " (target: at most 1x).", "",
-             "| serving (transformers engine, greedy) | tokens | aggregate tokens/s | per stream tokens/s | "
+             f"Serving: the transformers engine behind {runner}, greedy answers of up to "
+             f"{max(r['tokens'] // r['streams'] for r in serve_rows)} tokens, in process.", "",
+             "| serving | tokens | aggregate tokens/s | per stream tokens/s | "
              "time to first token (s, median) |", "|---|---:|---:|---:|---:|"]
     lines += [f"| {r['streams']} stream{'s' if r['streams'] > 1 else ''} | {r['tokens']} | {r['aggregate']:,.1f} | "
               f"{r['per_stream']:,.1f} | {r['ttft']:.3f} |" for r in serve_rows]
@@ -246,6 +254,8 @@ def main() -> None:
 
         models.pull("smollm2:135m", progress=False)
         source = models.resolve("smollm2:135m").hf_dir
+    if args.dry_run:  # the runner a GPU gets by default (runtime/static_batching.py), so the dry run takes its path
+        os.environ.setdefault("XUETU_STATIC_KV", "1")
     home = Path(tempfile.mkdtemp(prefix="xuetu-gpu-home-"))
     os.environ["XUETU_HOME"] = str(home)  # a store of its own: the user's is left as it was
     try:
@@ -255,10 +265,10 @@ def main() -> None:
         models.create(NAME, home / "random", progress=False)
         precision = "bf16" if torch.cuda.is_available() else "fp32"
         train_rows = training(8 if args.dry_run else 192, precision)
-        serve_rows = serving(8 if args.dry_run else 128, [1, 4] if args.dry_run else [1, 16])
+        serve_rows, runner = serving(8 if args.dry_run else 128, [1, 4] if args.dry_run else [1, 16])
     finally:
         shutil.rmtree(home, ignore_errors=True)
-    body = report(train_rows, serve_rows, args.dry_run, precision)
+    body = report(train_rows, serve_rows, runner, args.dry_run, precision)
     print(body)
     if args.results is not None:
         args.results.write_text(body + "\n", encoding="utf-8")

@@ -27,6 +27,7 @@ def test_dry_run_measures_training_and_serving(tmp_path, xuetu_home):
         speed, loss = re.search(rf"\| {re.escape(side)} \| ([\d,]+) \| [\d,]+ \| ([\d.]+) \|", text).groups()
         assert float(speed.replace(",", "")) > 0 and 0 < float(loss) < 20  # a real run, a finite loss
     assert re.search(r"xuetu / baseline: \*\*[\d.]+x\*\*", text)
+    assert "behind StaticBatchRunner (" in text  # the runner a CUDA card gets by default
     for streams in ("1 stream", "4 streams"):
         tokens, aggregate = re.search(rf"\| {streams} \| (\d+) \| ([\d,.]+) \|", text).groups()
         assert int(tokens) > 0 and float(aggregate.replace(",", "")) > 0
