@@ -153,3 +153,33 @@ def test_every_accelerate_config_loads():
         if config.distributed_type in (DistributedType.FSDP, DistributedType.MULTI_GPU):
             env = prepare_multi_gpu_env(args)  # checks FSDP settings that must go together
             assert (env.get("ACCELERATE_USE_FSDP") == "true") == (config.distributed_type == DistributedType.FSDP)
+
+
+def test_fsdp_dpo_evaluates_on_every_process_and_saves(tmp_path, tiny, xuetu_home):
+    """Preference tuning under FSDP: the held-out evaluation after training is a forward of the sharded model,
+    so every process must take part (on the main process alone it would wait forever for the others)."""
+    rows = [{"prompt": f"Is planet {i} green?", "chosen": f"Yes, planet {i} is green.",
+             "rejected": f"Planet {i}? Who knows, maybe purple."} for i in range(40)]
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    finished(launch("cpu-fsdp.yaml", xuetu_home, 29547, "--set", f"data={data}", "--set", "method=dpo",
+                    "--set", "epochs=1", "--set", "val_fraction=0.2", "--set", "max_length=256",
+                    "--set", "out=fsdp-dpo"))
+    info = run_info(xuetu_home, "fsdp-dpo")
+    assert info["status"] == "finished" and info["val_pairs"] == 8
+    assert 0 <= info["tuned_preference_accuracy"] <= 1
+    assert models.resolve("fsdp-dpo").adapter_dir.is_dir()
+
+
+def test_fsdp_grpo_samples_in_step_on_every_process(tmp_path, tiny, xuetu_home):
+    """GRPO samples answers from the sharded model: every process must generate in step (their answers end at
+    different lengths), or the sharded layers' gathers would pair up wrongly and hang."""
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"prompt": f"Say something about {i}.", "reference": str(i)}) + "\n"
+                               for i in range(8)), encoding="utf-8")
+    finished(launch("cpu-fsdp.yaml", xuetu_home, 29557, "--set", f"data={prompts}", "--set", "method=grpo",
+                    "--set", "max_steps=2", "--set", "align.rewards=[length:4]", "--set", "align.group=2",
+                    "--set", "align.max_new_tokens=12", "--set", "max_length=256", "--set", "out=fsdp-grpo"))
+    info = run_info(xuetu_home, "fsdp-grpo")
+    assert info["status"] == "finished" and info["steps"] == 2
+    assert models.resolve("fsdp-grpo").adapter_dir.is_dir()

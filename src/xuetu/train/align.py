@@ -96,9 +96,11 @@ def align(args: TrainArgs, resume: bool = True, progress: bool = True):
         final = fit(t, trainable, data, batcher, args, bar)
     accelerator.wait_for_everyone()
     whole = loop.final_weights(t)  # on every process: gathering a sharded model is collective
+    # a sharded model's forward is collective too: under FSDP every process evaluates, the main one reports
+    evaluating = data.val and objective.PAIRED and (t.main or loop.sharded(accelerator))
+    held_out = evaluate(t, data, batcher) if evaluating else {}
     if t.main:
         ft.save(t.trained_model(), tokenizer, weights.ADAPTER, base, out, run.path / "final", whole)
-        held_out = evaluate(t, data, batcher) if data.val and objective.PAIRED else {}
         run.update(status="finished", finished_at=now(), steps=t.step, train_loss=final, **held_out)
         run.plot()
     accelerator.wait_for_everyone()
@@ -335,7 +337,7 @@ def evaluate(t: loop.Training, data: PrefData, batcher: Batcher) -> dict:
     model = t.trained_model()
     model.eval()
     tuned = []
-    with torch.no_grad(), packed_attention(model, batcher.packed):
+    with torch.no_grad(), loop.whole_root(t), packed_attention(model, batcher.packed):
         for i in range(0, len(data.val), REF_BATCH):
             chunk = data.val[i:i + REF_BATCH]
             lp = sequence_logps(model, **batcher.rows(chunk))
@@ -348,6 +350,7 @@ def evaluate(t: loop.Training, data: PrefData, batcher: Batcher) -> dict:
               "base_preference_accuracy": round(float((base_margin > 0).float().mean()), 4),
               "tuned_preference_accuracy": round(float((tuned_margin > 0).float().mean()), 4),
               "base_margin": round(float(base_margin.mean()), 4), "tuned_margin": round(float(tuned_margin.mean()), 4)}
-    note(f"held-out preference accuracy: base {result['base_preference_accuracy']:.2f}, tuned "
-         f"{result['tuned_preference_accuracy']:.2f} ({len(data.val)} pairs)")
+    if t.main:
+        note(f"held-out preference accuracy: base {result['base_preference_accuracy']:.2f}, tuned "
+             f"{result['tuned_preference_accuracy']:.2f} ({len(data.val)} pairs)")
     return result

@@ -170,7 +170,10 @@ def step(t: loop.Training, trainable: list, window: list[list[Task]], tokenizer,
     loss, sums = 0.0, {}
     module = t.accelerator.unwrap_model(t.loss_module)
     for j, batch_tasks in enumerate(window):
-        rows, answers = sample(module.model, tokenizer, batch_tasks, args.align)
+        # under FSDP sampling is a forward of the sharded model: every process gathers the root's weights, and
+        # generation runs in step on all of them (synced_gpus) until the longest answer anywhere is done
+        with loop.whole_root(t):
+            rows, answers = sample(module.model, tokenizer, batch_tasks, args.align, synced=loop.sharded(t.accelerator))
         rewards, parts = score(scorer, batch_tasks, answers, args.align.group)
         batch = rows | {"advantages": advantages(rewards, args.align.group)}
         batch = {k: v.to(t.accelerator.device) for k, v in batch.items()}
@@ -185,7 +188,7 @@ def step(t: loop.Training, trainable: list, window: list[list[Task]], tokenizer,
             "grad_norm": round(grad_norm, 4), **{k: round(v, 5) for k, v in sums.items()}}
 
 
-def sample(model, tokenizer, tasks: list[Task], a) -> tuple[dict, list[str]]:
+def sample(model, tokenizer, tasks: list[Task], a, synced: bool = False) -> tuple[dict, list[str]]:
     """`a.group` answers per prompt from the model as it is now; the rows to learn from (prompt + answer, labels on
     the answer and its end-of-turn) and the answers' text."""
     prompts = [tokenizer.apply_chat_template(task.messages, tokenize=False, add_generation_prompt=True) for task in tasks]
@@ -195,7 +198,7 @@ def sample(model, tokenizer, tasks: list[Task], a) -> tuple[dict, list[str]]:
     model.eval()
     with torch.no_grad():
         out = model.generate(**enc, do_sample=True, temperature=a.temperature, max_new_tokens=a.max_new_tokens,
-                             num_return_sequences=a.group, pad_token_id=tokenizer.pad_token_id)
+                             num_return_sequences=a.group, pad_token_id=tokenizer.pad_token_id, synced_gpus=synced)
     model.train(was_training)
     tokenizer.padding_side = "right"
     width = enc["input_ids"].shape[1]

@@ -87,6 +87,29 @@ def fsdp_on_cpu(accelerator) -> None:
     PartialState._shared_state["distributed_type"] = DistributedType.FSDP
 
 
+@contextlib.contextmanager
+def whole_root(t: "Training"):
+    """The sharded root's own weights (embeddings, final norm, head) gathered, for a forward of the trained model
+    that bypasses the loss module, whose hooks would gather them (under FSDP2 the layers still gather their own).
+    Every process must enter it together. Without sharding it does nothing."""
+    module = t.loss_module
+    if not sharded(t.accelerator):
+        yield
+    elif hasattr(module, "unshard") and hasattr(module, "reshard"):  # FSDP2 (fully_shard)
+        module.unshard()
+        try:
+            yield
+        finally:
+            module.reshard()
+    elif t.accelerator.distributed_type.name == "FSDP":  # FSDP1: gather everything for the while
+        from torch.distributed.fsdp import FullyShardedDataParallel
+
+        with FullyShardedDataParallel.summon_full_params(module, writeback=False):
+            yield
+    else:  # DeepSpeed ZeRO-2 (the recipe) shards optimizer state and gradients, not the weights
+        yield
+
+
 def sharded(accelerator) -> bool:
     """FSDP and DeepSpeed hold a layer's weights whole only inside its own forward."""
     return accelerator.distributed_type.name in ("FSDP", "DEEPSPEED")
