@@ -19,8 +19,9 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    def __init__(self, home: Path, *args: str, key: str | None = None, env: dict | None = None):
-        self.port = free_port()
+    def __init__(self, home: Path, *args: str, key: str | None = None, env: dict | None = None,
+                 port: int | None = None):
+        self.port = port or free_port()  # a port given: a server started again where a page still points
         self.url = f"http://127.0.0.1:{self.port}"
         self.key = key
         self.home = home
@@ -29,7 +30,7 @@ class ServerProcess:
             cmd += ["--api-key", key]
         full_env = {**os.environ, "XUETU_HOME": str(home), "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1",
                     **(env or {})}
-        self.log = open(home / f"server-{self.port}.log", "w")
+        self.log = open(home / f"server-{self.port}.log", "a")
         self.proc = subprocess.Popen(cmd, env=full_env, stdout=self.log, stderr=subprocess.STDOUT)
 
     @property
@@ -54,6 +55,12 @@ class ServerProcess:
     def output(self) -> str:
         self.log.flush()
         return (self.home / f"server-{self.port}.log").read_text()
+
+    def kill(self) -> None:
+        """Gone at once, as a crash or a pulled plug: open streams are cut, not finished."""
+        self.proc.kill()
+        self.proc.wait()
+        self.log.close()
 
     def stop(self) -> None:
         self.proc.terminate()

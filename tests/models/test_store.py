@@ -31,6 +31,19 @@ def test_parameter_count_matches_the_model(tiny):
     assert facts.chat_template is True
 
 
+def test_facts_are_kept_on_disk_and_read_again_when_a_file_changes(tiny, xuetu_home):
+    """/api/tags after a restart must not open the weights again (issue 29: a slow first model list)."""
+    counted = describe(tiny).parameters
+    kept = [f for f in (xuetu_home / "cache" / "facts").glob("*.json") if "parameters" in json.loads(f.read_text())]
+    assert len(kept) == 1
+    kept[0].write_text(json.dumps({"parameters": 7}))  # what is kept is what comes back: nothing was read again
+    assert describe(tiny).parameters == 7
+    weights = tiny.hf_dir / "model.safetensors"
+    st = weights.stat()
+    os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # a changed file is read again
+    assert describe(tiny).parameters == counted
+
+
 def test_memory_follows_the_seeds_rule():
     from xuetu.models.facts import ModelFacts
 

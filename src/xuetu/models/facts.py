@@ -3,16 +3,21 @@
 Memory per precision follows the rule the seeds teach: bytes = parameters x bytes per weight,
 so 1B parameters take 4 GB at FP32, 2 GB at FP16, 1 GB at INT8 and 0.5 GB at 4 bits.
 That is the weights alone; the KV cache and activations come on top.
+
+What is read from the weight files (a GGUF header's vocabulary walk, every safetensors header) is kept under
+XUETU_HOME/cache/facts/, keyed by the files' paths, sizes and modification times: /api/tags lists a store after a
+restart without opening a weight file, and a file that changes is read again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
+from xuetu.home import atomic_write_json, xuetu_home
 from xuetu.models.ref import ModelRef
 
 PRECISIONS = [("FP32", 4.0), ("FP16/BF16", 2.0), ("INT8", 1.0), ("Q4", 0.5)]
@@ -40,11 +45,36 @@ class ModelFacts:
         return [(label, int(self.parameters * per)) for label, per in PRECISIONS]
 
 
+def _cached(kind: str, files: list[Path], read) -> dict:
+    """read() once per content of `files`, as far as their sizes and modification times tell; kept on disk."""
+    stats = []
+    for f in files:
+        st = Path(f).stat()
+        stats.append((str(Path(f).resolve()), st.st_size, st.st_mtime_ns))
+    key = hashlib.sha256(json.dumps([kind, stats]).encode()).hexdigest()[:32]
+    path = xuetu_home() / "cache" / "facts" / f"{key}.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        pass
+    found = read()
+    try:
+        atomic_write_json(path, found)
+    except OSError:  # a read-only home still answers, only without the cache
+        pass
+    return found
+
+
 def safetensors_parameters(folder: Path) -> int:
+    files = sorted(folder.glob("*.safetensors"))
+    return _cached("safetensors_parameters", files, lambda: {"parameters": _count_parameters(files)})["parameters"]
+
+
+def _count_parameters(files: list[Path]) -> int:
     from safetensors import safe_open
 
     total = 0
-    for f in sorted(folder.glob("*.safetensors")):
+    for f in files:
         with safe_open(f, framework="numpy") as st:
             for key in st.keys():
                 part = st.get_slice(key)
@@ -56,12 +86,10 @@ def safetensors_parameters(folder: Path) -> int:
 
 def gguf_facts(path: Path) -> dict:
     """Architecture, parameters, context, template and quantisation of a GGUF file, from its header."""
-    st = Path(path).stat()
-    return dict(_gguf_facts_cached(str(path), st.st_size, st.st_mtime_ns))
+    return dict(_cached("gguf", [Path(path)], lambda: _read_gguf_facts(path)))
 
 
-@lru_cache(maxsize=32)
-def _gguf_facts_cached(path: str, size: int, mtime_ns: int) -> dict:
+def _read_gguf_facts(path: Path) -> dict:
     from gguf import LlamaFileType
 
     from xuetu.models.gguf_header import read_header

@@ -84,9 +84,13 @@ class _Cursor:
             raise NotGGUF(f"arrays nested more than {MAX_NESTING} deep: the header is damaged")
         if kind in SCALARS:
             self.at += struct.calcsize(SCALARS[kind]) * count
-        elif kind == STRING:
+        elif kind == STRING:  # a vocabulary: 50,000 to 150,000 strings, stepped over in one tight loop
+            length, at, end = struct.Struct(self.endian + "Q").unpack_from, self.at, len(self.buf)
             for _ in range(count):
-                self.string(decode=False)
+                if at + 8 > end:
+                    raise NotGGUF("an array runs past the end of the file")
+                at += 8 + length(self.buf, at)[0]
+            self.at = at
         elif kind == ARRAY:
             for _ in range(count):
                 self.skip_array(self.take("I"), self.take("Q"), depth + 1)

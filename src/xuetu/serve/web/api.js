@@ -43,6 +43,15 @@ export async function errorOf(response) {
   const message = (e && (e.message || (typeof e === "string" ? e : null))) || (body && body.detail) || response.statusText;
   const error = new Error(`${response.status}: ${message}`);
   error.status = response.status;
+  error.kind = "http";
+  return error;
+}
+
+/** An Error that says what failed: kind "network" (no answer at all), "http" (an error status), "cut" (a stream
+ * that stopped part-way) or "stream" (the server's own error, sent part-way through a stream). */
+function failure(kind, message) {
+  const error = new Error(message);
+  error.kind = kind;
   return error;
 }
 
@@ -59,7 +68,7 @@ export async function request(path, { method = "GET", json, body, signal, header
       response = await fetch(path, init);
     } catch (e) {
       if (e.name === "AbortError") throw e;
-      throw new Error(t("error.network", { msg: e.message }));
+      throw failure("network", t("error.network", { msg: e.message }));
     }
     if (response.status === 401 && attempt < 5) {
       await askKey(attempt > 0 || hasKey());
@@ -78,7 +87,14 @@ export async function* streamJSON(response) {
   const decoder = new TextDecoder();
   let buffer = "";
   for (;;) {
-    const { value, done } = await reader.read();
+    let part;
+    try {
+      part = await reader.read();
+    } catch (e) {  // the connection dropped part-way (a server stopped, a network gone)
+      if (e.name === "AbortError") throw e;
+      throw failure("cut", e.message);
+    }
+    const { value, done } = part;
     buffer += decoder.decode(value || new Uint8Array(), { stream: !done });
     let cut;
     while ((cut = buffer.indexOf("\n")) >= 0) {
@@ -87,7 +103,7 @@ export async function* streamJSON(response) {
       if (line.startsWith("data:")) line = line.slice(5).trim();
       if (!line || line === "[DONE]") continue;
       const item = JSON.parse(line);
-      if (item.error) throw new Error(item.error.message || item.error);
+      if (item.error) throw failure("stream", item.error.message || item.error);
       yield item;
     }
     if (done) return;

@@ -1,12 +1,15 @@
 // Chat: streamed answers as Markdown, stop and regenerate, conversations kept in the browser (localStorage),
 // system prompt and sampling settings, a knowledge-base switch whose answers list their sources, and tools: the
 // model's calls are shown, the user types each result, and the model is asked again once every call has one.
-import { el, getJSON, markdown, request, streamJSON, toast } from "./api.js";
+// No message is lost: it is stored before it is sent, it waits for the model list if that has not come yet, and
+// a failure (no model, server down, an error status, a stream cut off) is shown on it with a Retry button.
+import { el, getJSON, markdown, request, streamJSON } from "./api.js";
 import { onLangChange, t } from "./i18n.js";
 import { addCallDeltas, callText, parseTools, pendingCalls, toolCallNode, toolResultNode, wire } from "./tools.js";
 
 const STORE = "xuetu.conversations";
 const SETTINGS = "xuetu.settings";
+const DRAFT = "xuetu.draft";  // what is typed in the composer, not sent yet
 const $ = (id) => document.getElementById(id);
 
 let conversations = load(STORE, []);
@@ -14,6 +17,18 @@ let settings = { temperature: 0.2, top_p: 0.95, max_tokens: 512, model: "", kb: 
                  tool_choice: "auto", ...load(SETTINGS, {}) };
 let current = conversations[0]?.id || null;
 let controller = null;  // the AbortController of the answer being streamed
+let waiting = false;  // a message waits for the model list
+let chatModels = null;  // the chat models' names once /api/tags has answered; null until then
+let listing = null;  // the /api/tags request in flight, shared by everyone who needs the list
+let kbNames = null;  // the knowledge bases' names once /v1/kb has answered
+
+// A question left unanswered when the page closed (it waited for the list, or its answer was streaming) offers
+// a Retry when the page opens again.
+for (const c of conversations) {
+  const last = c.messages[c.messages.length - 1];
+  if (last?.role === "user" && !last.error) last.error = t("chat.unanswered");
+  if (last) delete last.waiting;
+}
 
 function load(key, fallback) {
   try { return JSON.parse(localStorage.getItem(key)) ?? fallback; } catch { return fallback; }
@@ -70,14 +85,23 @@ function statsLine(m) {
   return el("div.stats", { text: text + (m.stopped ? ` · ${t("chat.stopped")}` : "") });
 }
 
-function messageNode(m) {
+/** Why the message went unanswered, what to do, and a Retry that asks again (on the conversation's last message). */
+function failureNode(m, last) {
+  if (!m.error) return null;
+  return el("div.failed", { role: "alert" }, el("span", { text: m.error }), last
+    ? el("button.small.retry", { type: "button", text: t("chat.retry"), onclick: () => retry(conversation()) }) : null);
+}
+
+function messageNode(m, i, all) {
   if (m.role === "tool") return toolMessageNode(m);
   const body = el("div.content");
   if (m.role === "assistant") { body.innerHTML = markdown(m.content); addCopyButtons(body); }
   else body.textContent = m.content;
   return el(`article.message.${m.role}`, { "aria-label": m.role === "user" ? t("chat.you") : t("chat.assistant") },
     el("div.who", { text: m.role === "user" ? t("chat.you") : (m.model || t("chat.assistant")) }),
-    body, (m.tool_calls || []).map(toolCallNode), m.role === "assistant" ? sourcesBlock(m.citations) : null, statsLine(m));
+    body, (m.tool_calls || []).map(toolCallNode), m.role === "assistant" ? sourcesBlock(m.citations) : null, statsLine(m),
+    m.waiting ? el("p.note.waiting", { role: "status", text: t("chat.waiting") }) : null,
+    failureNode(m, i === all.length - 1));
 }
 
 function toolMessageNode(m) {
@@ -104,7 +128,7 @@ function renderMessages() {
     box.replaceChildren(...c.messages.map(messageNode));
     box.scrollTop = box.scrollHeight;
   }
-  $("regenerate").disabled = !c || !c.messages.some((m) => m.role === "assistant") || Boolean(controller);
+  $("regenerate").disabled = !c || !c.messages.some((m) => m.role === "assistant") || Boolean(controller) || waiting;
   composerMode(c);
 }
 
@@ -153,8 +177,49 @@ function busy(on) {
   $("regenerate").disabled = on;
 }
 
+/** A failure in words: what went wrong and what to do about it. */
+function explain(e) {
+  if (e.kind === "network") return t("error.down", { msg: e.message });
+  if (e.kind === "cut") return t("error.cutOff");
+  if (e.kind === "stream") return t("error.stream", { msg: e.message });
+  if (e.kind === "http" && e.status >= 500) return t("error.server", { msg: e.message });
+  if (e.kind === "http") return t("error.refused", { msg: e.message });
+  return e.message;
+}
+
+/** The message stays (it is saved already); the failure is shown on it, with a Retry. */
+function failed(c, m, message) {
+  m.error = message;
+  c.updated = Date.now();
+  save();
+  renderAll();
+}
+
+/** Until /api/tags has answered, a message waits for it, marked as waiting, and is sent when it comes. */
+async function modelChosen(c, asked) {
+  if (chatModels !== null) return true;
+  waiting = true;
+  asked.waiting = true;
+  $("send").disabled = true;
+  renderMessages();
+  try {
+    await loadModels();
+    return true;
+  } catch (e) {
+    failed(c, asked, t("error.models", { msg: e.message }));
+    return false;
+  } finally {
+    waiting = false;
+    delete asked.waiting;
+    $("send").disabled = false;
+  }
+}
+
 async function answer(c) {
-  if (!settings.model) { toast(t("chat.noModels"), "error"); return; }
+  const asked = c.messages[c.messages.length - 1];  // the message this answer is for
+  for (const m of c.messages) delete m.error;  // asked again: old failures are past
+  if (!await modelChosen(c, asked)) return;
+  if (!settings.model) { failed(c, asked, t("chat.noModels")); return; }
   const reply = { role: "assistant", content: "", model: settings.model };
   const body = payload(c);
   c.messages.push(reply);
@@ -165,7 +230,7 @@ async function answer(c) {
   controller = new AbortController();
   busy(true);
   const started = performance.now();
-  let first = null, usage = null, pending = false;
+  let first = null, usage = null, pending = false, finished = false;
   const paint = () => {
     pending = false;
     content.innerHTML = markdown(reply.content);
@@ -183,10 +248,12 @@ async function answer(c) {
       if (delta?.tool_calls) addCallDeltas(reply, delta.tool_calls);  // sent whole at the end: speed counts from the start
       if (chunk.citations) reply.citations = chunk.citations;
       if (chunk.usage) usage = chunk.usage;
+      if (chunk.choices?.[0]?.finish_reason) finished = true;
     }
+    if (!finished) { const cut = new Error("no finish_reason"); cut.kind = "cut"; throw cut; }  // ended part-way
   } catch (e) {
     if (e.name === "AbortError") reply.stopped = true;
-    else { toast(e.message, "error"); reply.error = e.message; }
+    else reply.error = explain(e);
   } finally {
     controller = null;
     busy(false);
@@ -196,7 +263,10 @@ async function answer(c) {
   reply.stats = { prompt_tokens: usage?.prompt_tokens ?? null, completion_tokens: completion,
                   tokens_per_s: completion ? (completion / seconds).toFixed(1) : null };
   if (reply.tool_calls) reply.tool_calls = reply.tool_calls.filter(Boolean);
-  if (!reply.content && !reply.tool_calls?.length && reply.error) c.messages.pop();
+  if (!reply.content && !reply.tool_calls?.length && reply.error) {  // nothing came: the failure is the question's
+    c.messages.pop();
+    asked.error = reply.error;
+  }
   c.updated = Date.now();
   save();
   renderAll();
@@ -222,9 +292,18 @@ async function sendResult(c, call, text) {
   if (!pendingCalls(c).length) await answer(c);
 }
 
+/** Ask again for the conversation's last message; an answer cut off part-way is dropped and asked for whole. */
+async function retry(c) {
+  if (!c || controller || waiting) return;
+  if (c.messages[c.messages.length - 1]?.role === "assistant") c.messages.pop();
+  if (!c.messages.length) return;
+  renderMessages();
+  await answer(c);
+}
+
 async function regenerate() {
   const c = conversation();
-  if (!c || controller) return;
+  if (!c || controller || waiting) return;
   while (c.messages.length && c.messages[c.messages.length - 1].role === "assistant") c.messages.pop();
   if (!c.messages.length) return;
   renderMessages();
@@ -232,29 +311,75 @@ async function regenerate() {
 }
 
 // ---- pickers ---------------------------------------------------------------------------------------------
+// Each picker fills when its own list comes, and says what it holds meanwhile: "loading models…", or the
+// reason the list could not be had; "no knowledge base yet — create one" with a link to create one.
 
-export async function refreshPickers() {
-  const [tags, kbs] = await Promise.all([getJSON("/api/tags"), getJSON("/v1/kb").catch(() => ({ data: [] }))]);
-  const chat = tags.models.filter((m) => !(m.capabilities || []).includes("embedding")).map((m) => m.name);
-  const params = new URLSearchParams(location.search);
-  const wanted = params.get("model") || settings.model;
-  settings.model = chat.includes(wanted) ? wanted : (chat.find((n) => n.startsWith("smollm2")) || chat[0] || "");
+/** The chat models from /api/tags; one request at a time, whoever asks (the view, a waiting message, a retry). */
+export function loadModels() {
+  listing ??= (async () => {
+    try {
+      const tags = await getJSON("/api/tags");
+      chatModels = tags.models.filter((m) => !(m.capabilities || []).includes("embedding")).map((m) => m.name);
+      const wanted = new URLSearchParams(location.search).get("model") || settings.model;
+      settings.model = chatModels.includes(wanted) ? wanted
+        : (chatModels.find((n) => n.startsWith("smollm2")) || chatModels[0] || "");
+      save();
+    } finally {
+      listing = null;
+      fillModelPicker();
+    }
+  })();
+  fillModelPicker();
+  return listing;
+}
+
+function fillModelPicker() {
   const select = $("model-select");
-  select.replaceChildren(...chat.map((n) => el("option", { value: n, text: n })));
-  if (!chat.length) select.append(el("option", { value: "", text: t("chat.noModels") }));
+  const loading = chatModels === null && Boolean(listing);
+  select.setAttribute("aria-busy", String(loading));
+  if (chatModels === null) {
+    select.replaceChildren(el("option", { value: "", text: t(loading ? "chat.loadingModels" : "chat.modelsFailed") }));
+    select.disabled = true;
+    return;
+  }
+  select.disabled = false;
+  select.replaceChildren(...chatModels.map((n) => el("option", { value: n, text: n })));
+  if (!chatModels.length) select.append(el("option", { value: "", text: t("chat.noModels") }));
   select.value = settings.model;
-  const names = kbs.data.map((k) => k.name);
-  const kbWanted = params.get("kb");
-  if (kbWanted && names.includes(kbWanted)) { settings.kb = kbWanted; settings.useKb = true; }
-  if (!names.includes(settings.kb)) settings.kb = names[0] || "";
+}
+
+async function loadKbs() {
+  let kbs;
+  try {
+    kbs = await getJSON("/v1/kb");
+  } catch {  // a key without knowledge bases, or no server: the picker says so, the chat goes on without one
+    kbNames = null;
+    fillKbPicker();
+    return;
+  }
+  kbNames = kbs.data.map((k) => k.name);
+  const kbWanted = new URLSearchParams(location.search).get("kb");
+  if (kbWanted && kbNames.includes(kbWanted)) { settings.kb = kbWanted; settings.useKb = true; }
+  if (!kbNames.includes(settings.kb)) settings.kb = kbNames[0] || "";
+  save();
+  fillKbPicker();
+}
+
+function fillKbPicker() {
+  const names = kbNames || [];
   const kbSelect = $("kb-select");
   kbSelect.replaceChildren(...names.map((n) => el("option", { value: n, text: n })));
-  if (!names.length) kbSelect.append(el("option", { value: "", text: t("chat.noKb") }));
+  if (!names.length) kbSelect.append(el("option", { value: "", text: t(kbNames ? "chat.noKb" : "chat.kbFailed") }));
   kbSelect.value = settings.kb;
+  $("kb-empty").hidden = kbNames === null || names.length > 0;
   $("kb-toggle").checked = settings.useKb && Boolean(settings.kb);
   $("kb-toggle").disabled = !names.length;
   kbSelect.disabled = !$("kb-toggle").checked;
-  save();
+}
+
+/** Both pickers, each filled as soon as its own list comes (the model list never waits for the knowledge bases). */
+export async function refreshPickers() {
+  await Promise.all([loadModels(), loadKbs()]);
 }
 
 function closeSidebar() {
@@ -289,12 +414,15 @@ export function setupChat() {
   $("composer").addEventListener("submit", (e) => {
     e.preventDefault();
     const text = $("prompt").value.trim();
-    if (!text || controller) return;
+    if (!text || controller || waiting) return;  // the text stays in the composer (and its draft) until it can go
     $("prompt").value = "";
+    localStorage.removeItem(DRAFT);
     const call = pendingCalls(conversation())[0];
     if (call) sendResult(conversation(), call, text);
     else send(text);
   });
+  $("prompt").value = localStorage.getItem(DRAFT) || "";
+  $("prompt").addEventListener("input", () => localStorage.setItem(DRAFT, $("prompt").value));
   $("prompt").addEventListener("keydown", (e) => {  // Enter sends; Shift+Enter (or an IME composition) does not
     if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); $("composer").requestSubmit(); }
   });
@@ -307,6 +435,6 @@ export function setupChat() {
   document.addEventListener("click", (e) => {  // on a phone, a tap beside the open menu closes it
     if ($("chat-sidebar").classList.contains("open") && !e.target.closest("#chat-sidebar, #sidebar-toggle")) closeSidebar();
   });
-  onLangChange(() => { renderAll(); showToolsError(); });
+  onLangChange(() => { renderAll(); showToolsError(); fillModelPicker(); fillKbPicker(); });
   renderAll();
 }
