@@ -21,10 +21,10 @@ LOCALES = {"en": "en-US", "zh": "zh-CN"}
 SAID = {  # what the page says, per language
     "en": {"loading": "loading models…", "waiting": "Waiting for the model list", "down": "the server does not answer",
            "cut": "The answer was cut off", "retry": "Retry", "noKb": "no knowledge base yet — create one",
-           "noModel": "No chat model yet", "send": "Send"},
+           "noModel": "No chat model yet", "send": "Send", "refused": "The server refused the message"},
     "zh": {"loading": "正在加载模型……", "waiting": "正在等待模型列表", "down": "服务器没有响应",
            "cut": "回答中断了", "retry": "重试", "noKb": "还没有知识库——新建一个",
-           "noModel": "还没有对话模型", "send": "发送"},
+           "noModel": "还没有对话模型", "send": "发送", "refused": "服务器拒绝了这条消息"},
 }
 QUESTION = {"en": "What is the capital of France?", "zh": "法国的首都是哪里？"}
 FAST = "localStorage.setItem('xuetu.settings', JSON.stringify({max_tokens: 16, temperature: 0}))"
@@ -201,6 +201,29 @@ def test_server_down_then_back_up(open_page, fresh_home, lang):
         _answered(page)
         _kept(page, story)
         assert page.locator("#messages .message.assistant").count() == 2
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_a_message_the_server_refuses_is_kept_with_the_reason(open_page, fresh_home, lang):
+    """A real 400: a message longer than the model's context. The server's reason is shown on the message, with
+    a Retry, and the long text stays in the conversation and the browser's storage."""
+    server = ServerProcess(fresh_home).wait()
+    try:
+        page = open_page(lang)
+        sent = _chats(page)
+        page.goto(server.url + "/")
+        page.wait_for_selector("#model-select option[value='smollm2:135m']", state="attached")
+        huge = " ".join(f"word{i}" for i in range(9000))
+        _type_and_enter(page, huge)
+        failure = page.locator("#messages .message.user .failed[role=alert]")
+        failure.wait_for(timeout=120_000)
+        text = failure.inner_text()
+        assert SAID[lang]["refused"] in text and "tokens but smollm2:135m holds" in text  # the server's own reason
+        assert failure.locator("button.retry").inner_text() == SAID[lang]["retry"]
+        assert len(sent) == 1 and page.locator("#messages .message.assistant").count() == 0
+        _kept(page, huge)
     finally:
         server.stop()
 
