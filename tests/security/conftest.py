@@ -70,11 +70,12 @@ def keyless(tmp_path_factory, sec_models):
 
 
 def snapshot(root: Path) -> dict[str, tuple[int, int]]:
-    """Every file under root (logs left out: refused requests are logged), as (size, mtime_ns)."""
+    """Every file under root (logs left out: refused requests are logged; so is cache/facts, what listing the
+    models read from their weight files, kept to list them fast), as (size, mtime_ns)."""
     out = {}
     for path in sorted(Path(root).rglob("*")):
         rel = path.relative_to(root).as_posix()
-        if path.is_file() and not rel.startswith("logs/") and not rel.startswith("server-"):
+        if path.is_file() and not rel.startswith(("logs/", "server-", "cache/facts/")):
             st = path.stat()
             out[rel] = (st.st_size, st.st_mtime_ns)
     return out
