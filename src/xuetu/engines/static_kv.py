@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from xuetu.errors import Unavailable
+from xuetu.engines.kv import plan_slots
 
 NAME = "xuetu_static"
 FAMILIES = ("llama", "qwen2", "qwen3", "mistral")
@@ -82,21 +82,11 @@ def supports(model) -> bool:
 
 
 MIN_SLOT_LEN = 1024
-DEFAULT_POOL = 65536
-"""Tokens of cache for all slots together unless a budget allows less (as the llama.cpp slot runner)."""
 
 
 def plan(context_length: int, per_token: int, slots: int, budget: int | None) -> tuple[int, int]:
-    """(slots, max_len) within DEFAULT_POOL tokens and `budget` bytes. A slot gets the model's context length while
-    the pool allows; past that, slots share it evenly, each at least MIN_SLOT_LEN (fewer slots if need be)."""
-    pool = DEFAULT_POOL if budget is None else min(DEFAULT_POOL, max(budget, 0) // per_token)
-    floor = min(context_length, MIN_SLOT_LEN)
-    if pool < floor:
-        raise Unavailable(f"the KV cache needs {floor * per_token / 1e6:.0f} MB at least for one answer of {floor} "
-                          f"tokens, but only {max(budget or 0, 0) / 1e6:.0f} MB is left for it",
-                          "Raise --max-memory, lower --max-batch, or unload other models.", code="insufficient_memory")
-    slots = max(1, min(slots, pool // floor))
-    return slots, min(context_length, pool // slots)
+    """(slots, max_len): engines/kv.plan_slots with at least MIN_SLOT_LEN tokens a slot."""
+    return plan_slots(context_length, per_token, slots, budget, MIN_SLOT_LEN)
 
 
 CUDA_FRACTION = 0.8

@@ -21,12 +21,12 @@ import time
 from dataclasses import dataclass, field
 
 from xuetu.engines.base import Chunk
+from xuetu.engines.kv import plan_slots
 from xuetu.engines.llamacpp_slots import Answer, SlotContext, kv_bytes_per_token
 from xuetu.errors import ContextTooLong, Unavailable
 from xuetu.runtime.runner import GenRequest, QueueFull
 
 MIN_SLOT_CTX = 2048
-DEFAULT_POOL = 65536
 """Tokens of KV cache for all slots together unless --max-memory allows less: 16 slots of 4096 tokens."""
 
 
@@ -55,18 +55,9 @@ def common_prefix(a: list[int], b: list[int]) -> int:
 
 
 def plan_memory(context_length: int, per_token: int, slots: int, budget: int | None) -> tuple[int, int]:
-    """(slots, tokens of context per slot) for a KV cache within DEFAULT_POOL tokens and `budget` bytes. A slot
-    gets the model's context length while the pool allows; past that, slots share the pool evenly (at least
-    MIN_SLOT_CTX tokens each, fewer slots if need be)."""
-    pool = DEFAULT_POOL if budget is None else min(DEFAULT_POOL, max(budget, 0) // per_token)
-    floor = min(context_length, MIN_SLOT_CTX)
-    if pool < floor:
-        raise Unavailable(f"the KV cache needs {floor * per_token / 1e6:.0f} MB at least for one slot of {floor} "
-                          f"tokens, but only {max(budget or 0, 0) / 1e6:.0f} MB is left under --max-memory",
-                          "Raise --max-memory, or unload other models.", code="insufficient_memory")
-    slots = max(1, min(slots, pool // floor))
-    per_slot = min(context_length, pool // slots)
-    return slots, per_slot if per_slot == context_length else max(floor, per_slot // 256 * 256)  # llama.cpp pads
+    """(slots, tokens of context per slot): engines/kv.plan_slots with at least MIN_SLOT_CTX tokens a slot, a
+    shared length a multiple of 256 (llama.cpp pads a sequence's context to it)."""
+    return plan_slots(context_length, per_token, slots, budget, MIN_SLOT_CTX, align=256)
 
 
 class SlotRunner:
